@@ -1,0 +1,1 @@
+"""Detectors: each turns analysed clips into scores behind the small interface in :mod:`.base`."""

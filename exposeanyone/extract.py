@@ -1,0 +1,134 @@
+"""From a video file to :class:`ClipFeatures`, once: decode, corrupt (optionally), track, featurise, cache.
+
+The cache key is the file's content hash plus every option that changes the result, so the app and the
+CLI never track the same clip twice and a changed option never returns a stale track.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .assets import FACE_LANDMARKER_SHA256, file_sha256
+from .audio_features import AudioFeatures, audio_features
+from .clip import ClipFeatures
+from .config import FPS, SAMPLE_RATE, Limits, cache_dir
+from .detectors.base import ProgressFn, no_progress
+from .errors import NoFaceError
+from .media import MediaInfo, iter_frames, probe, read_audio
+from .storage import atomic_write_bytes
+from .track import Track
+
+EXTRACTOR_VERSION = 1
+
+
+def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits | None = None,
+                 use_cache: bool = True, refresh_cache: bool = False, require_face: bool = True,
+                 progress: ProgressFn = no_progress) -> ClipFeatures:
+    """Analyse a video file: its expression track and audio features on the 25 fps timeline.
+
+    Args:
+        path: a video with an audio track, in any container PyAV reads.
+        corrupt: a corruption spec such as ``"blur:3,jpeg:2"`` applied before tracking (see
+            :mod:`exposeanyone.corruptions`).
+        limits: size, duration and resolution bounds, checked before any decoding.
+        use_cache: read and write the track cache (``EXPOSEANYONE_CACHE_DIR``).
+        refresh_cache: analyse again even when cached, and overwrite the entry (for timing runs).
+        require_face: raise :class:`NoFaceError` when no frame shows a face.
+    """
+    from .corruptions import parse_corruption_spec
+
+    limits = limits or Limits.from_env()
+    spec = parse_corruption_spec(corrupt)
+    info = probe(path, limits)
+    file_hash = file_sha256(info.path)
+    options = {"version": EXTRACTOR_VERSION, "corrupt": str(spec), "max_side": limits.max_side_px,
+               "tracker": FACE_LANDMARKER_SHA256}
+    key = _cache_key(file_hash, options)
+    cached = _cache_path(key)
+    clip = _load_cached(cached, info.path.name) if use_cache and not refresh_cache else None
+    if clip is None:
+        clip = _analyse(info, spec, limits, progress)
+        clip = ClipFeatures(track=clip.track, audio=clip.audio, name=info.path.name,
+                            content_hash=file_hash if not spec else key, corruption=str(spec),
+                            waveform_envelope=clip.waveform_envelope)
+        if use_cache:
+            _save_cached(cached, clip)
+    if require_face and not clip.track.valid.any():
+        raise NoFaceError(f"No face was found in any frame of '{info.path.name}': the detectors need the "
+                          "speaker's face visible and facing the camera.")
+    progress(1.0, "analysed")
+    return clip
+
+
+def _analyse(info: MediaInfo, spec, limits: Limits, progress: ProgressFn) -> ClipFeatures:
+    from .corruptions import FrameCorruptor, add_audio_noise, reencode_h264
+    from .tracking import FaceTracker
+
+    with tempfile.TemporaryDirectory(prefix="exposeanyone-") as scratch:
+        if spec.video_crf is not None:
+            progress(0.0, f"re-encoding with H.264 CRF {spec.video_crf}")
+            reencoded = Path(scratch) / "reencoded.mp4"
+            reencode_h264(info.path, reencoded, spec.video_crf)
+            info = probe(reencoded, limits)
+        corrupt_frame = FrameCorruptor(spec) if spec.frame_corruptions else None
+        with FaceTracker(FPS) as tracker:
+            for index, frame in enumerate(iter_frames(info, limits.max_side_px)):
+                tracker.add(corrupt_frame(frame, index) if corrupt_frame else frame)
+                if index % 25 == 0:
+                    progress(0.95 * index / info.num_frames, f"tracking the face: frame {index}/{info.num_frames}")
+            track = tracker.finish()
+        audio = read_audio(info)
+    if spec.audio_snr_db is not None:
+        audio = add_audio_noise(audio, spec.audio_snr_db)
+    return ClipFeatures(track=track, audio=audio_features(audio, track.num_frames),
+                        waveform_envelope=waveform_envelope(audio, track.num_frames))
+
+
+def waveform_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """Peak absolute amplitude per video frame: ``(frames,)`` float32."""
+    per_frame = SAMPLE_RATE // FPS
+    audio = np.pad(audio[: num_frames * per_frame], (0, max(0, num_frames * per_frame - len(audio))))
+    return np.abs(audio.reshape(num_frames, per_frame)).max(axis=1).astype(np.float32)
+
+
+def _cache_key(file_hash: str, options: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256((file_hash + json.dumps(options, sort_keys=True)).encode()).hexdigest()
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir() / "clips" / key[:2] / f"{key}.npz"
+
+
+def _save_cached(path: Path, clip: ClipFeatures) -> None:
+    arrays = {f"track_{k}": v for k, v in clip.track.to_arrays().items()}
+    arrays.update(audio_mel=clip.audio.mel, audio_speech=clip.audio.speech, audio_energy_db=clip.audio.energy_db,
+                  envelope=clip.waveform_envelope,
+                  clip_json=np.frombuffer(json.dumps({"content_hash": clip.content_hash,
+                                                      "corruption": clip.corruption}).encode(), np.uint8))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_cached(path: Path, name: str) -> ClipFeatures | None:
+    """The cached analysis, or None when absent or unreadable (a bad cache entry is simply redone)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["track_meta_json"]).decode())
+            track = Track.from_arrays(meta, {k[len("track_"):]: np.array(data[k]) for k in data.files
+                                             if k.startswith("track_") and k != "track_meta_json"})
+            audio = AudioFeatures(mel=np.array(data["audio_mel"]), speech=np.array(data["audio_speech"]),
+                                  energy_db=np.array(data["audio_energy_db"]))
+            info = json.loads(bytes(data["clip_json"]).decode())
+            return ClipFeatures(track=track, audio=audio, name=name, content_hash=info["content_hash"],
+                                corruption=info["corruption"], waveform_envelope=np.array(data["envelope"]))
+    except Exception:
+        return None

@@ -1,0 +1,222 @@
+"""Enroll a person and score a clip: the library's front door, used by the CLI, the app and the evaluation.
+
+Data flows one way: files become :class:`ClipFeatures` once (cached), detectors turn them into scores,
+calibration turns scores into a verdict, and a :class:`ScoreReport` carries everything to the user.
+"""
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
+from .calibration import (Calibration, calibrate, cross_validated_scores, verdict)
+from .clip import ClipFeatures
+from .config import Limits
+from .detectors.base import Detector, PersonModel, ProgressFn, no_progress
+from .errors import InputError, LimitError, ProfileError
+from .extract import extract_clip
+from .profiles import Profile, ProfileStore, validate_name
+from .report import ScoreReport, _finite_or_none, trajectories_by_channel
+
+DETECTORS = ("exam", "fau", "sync", "ridge")
+MIN_REFERENCE_USABLE_S = 4.0
+"""Less face-and-speech than one 4 s window in the reference cannot personalise anything."""
+SHORT_REFERENCE_S = 20.0
+"""Below this much usable reference, the card and the app warn that verdicts are less reliable."""
+
+
+@lru_cache(maxsize=None)
+def load_detector(name: str) -> Detector:
+    """The named detector with its shipped weights (loaded once per process)."""
+    if name == "exam":
+        from .detectors.exam import ExamDetector
+
+        return _from_assets(ExamDetector.from_pretrained, exam_base_dir(), "EXAM base model", "pretrain")
+    if name == "fau":
+        from .detectors.fau import FauDetector
+
+        return _from_assets(FauDetector.from_pretrained, fau_model_dir(), "FauForensics model", "train-fau")
+    if name == "sync":
+        from .detectors.baselines import SyncBaseline
+
+        return SyncBaseline()
+    if name == "ridge":
+        from .detectors.baselines import RidgeRatioBaseline
+
+        return _from_assets(RidgeRatioBaseline.load, ridge_generic_path(), "generic ridge baseline", "fit-ridge")
+    raise InputError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
+
+
+def _from_assets(loader, path: Path, what: str, command: str):
+    if not Path(path).exists():
+        raise InputError(f"The {what} is missing at {path}: restore assets/ from the repository or train it "
+                         f"with `exposeanyone {command}`.")
+    return loader(path)
+
+
+def detector_fingerprint(name: str) -> str:
+    """A hash of the weights a profile was made with, so a profile never meets a different model."""
+    location = {"exam": exam_base_dir(), "ridge": ridge_generic_path()}.get(name)
+    if location is None:
+        return ""
+    files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
+    return file_sha256(files[0]) if files and files[0].is_file() else ""
+
+
+def usable_seconds(clip: ClipFeatures) -> float:
+    return float(clip.usable.sum() / clip.fps)
+
+
+def enroll_clips(name: str, clips: Sequence[ClipFeatures], detectors: Sequence[str] = ("exam",),
+                 progress: ProgressFn = no_progress) -> Profile:
+    """Personalise and calibrate each enrolling detector on the reference clips of one person (in memory)."""
+    name = validate_name(name)
+    usable = sum(usable_seconds(c) for c in clips)
+    if usable < MIN_REFERENCE_USABLE_S:
+        raise InputError(f"The reference footage has only {usable:.1f} s with both a visible face and speech; "
+                         f"at least {MIN_REFERENCE_USABLE_S:.0f} s is needed (20 s or more is better).")
+    warnings = []
+    if usable < SHORT_REFERENCE_S:
+        warnings.append(f"Only {usable:.0f} s of usable reference (face and speech): the calibration is rough "
+                        f"and verdicts are less reliable; {SHORT_REFERENCE_S:.0f} s or more is recommended.")
+    card = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "warnings": warnings,
+            "references": [_reference_entry(c) for c in clips], "detectors": {},
+            "usable_reference_seconds": round(usable, 2)}
+    models = {}
+    enrolling = [d for d in detectors if load_detector(d).requires_enrollment]
+    for i, name_of_detector in enumerate(enrolling):
+        detector = load_detector(name_of_detector)
+        share = 1.0 / max(1, len(enrolling))
+
+        def step(fraction: float, message: str, i=i, label=name_of_detector) -> None:
+            progress((i + fraction) * share, f"{label}: {message}")
+
+        started = time.perf_counter()
+        genuine = cross_validated_scores(detector, clips, lambda f, m: step(0.66 * f, m))
+        person = detector.enroll(clips, lambda f, m: step(0.66 + 0.34 * f, m))
+        calibration = calibrate(genuine)
+        if not calibration.reliable:
+            warnings.append(f"{name_of_detector}: only {len(calibration.genuine_scores)} held-out genuine windows "
+                            "for calibration; the threshold is rough.")
+        models[name_of_detector] = person
+        card["detectors"][name_of_detector] = {"calibration": calibration.to_json(),
+                                               "base_model_sha256": detector_fingerprint(name_of_detector),
+                                               "enroll_seconds": round(time.perf_counter() - started, 2)}
+    progress(1.0, "enrollment done")
+    return Profile(name=name, card=card, models=models)
+
+
+def _reference_entry(clip: ClipFeatures) -> dict:
+    return {"name": clip.name, "sha256": clip.content_hash, "duration_s": round(clip.duration_s, 2),
+            "usable_s": round(usable_seconds(clip), 2), "face_detected_ratio": round(clip.track.face_detected_ratio, 3),
+            "speech_ratio": round(clip.audio.speech_ratio, 3)}
+
+
+def enroll_files(name: str, videos: Sequence[str | Path], store: ProfileStore,
+                 detectors: Sequence[str] = ("exam",), limits: Limits | None = None,
+                 progress: ProgressFn = no_progress) -> Profile:
+    """Analyse reference videos, enroll the person and save the profile (nothing is saved on failure)."""
+    name = validate_name(name)
+    limits = limits or Limits.from_env()
+    if not videos:
+        raise InputError("Give at least one reference video of the person speaking.")
+    if len(videos) > limits.max_reference_clips:
+        raise LimitError(f"{len(videos)} reference clips given; at most {limits.max_reference_clips} are accepted.")
+    clips = []
+    for i, video in enumerate(videos):
+        clips.append(extract_clip(video, limits=limits, progress=lambda f, m, i=i: progress(
+            0.3 * (i + f) / len(videos), f"reference {i + 1}/{len(videos)}: {m}")))
+    profile = enroll_clips(name, clips, detectors, lambda f, m: progress(0.3 + 0.7 * f, m))
+    store.save(profile)
+    return profile
+
+
+def check_profile(profile: Profile, detector_name: str) -> PersonModel:
+    """The profile's model for this detector, refusing one made with other base weights."""
+    person = profile.models.get(detector_name)
+    if person is None:
+        raise ProfileError(f"The profile {profile.name!r} was not enrolled for the {detector_name!r} detector; "
+                           f"enroll again with it (it has: {', '.join(profile.models) or 'nothing'}).")
+    expected = profile.card["detectors"][detector_name].get("base_model_sha256", "")
+    if expected != detector_fingerprint(detector_name):
+        raise ProfileError(f"The profile {profile.name!r} was made with a different {detector_name} base model "
+                           "than the one installed: enroll the person again.")
+    return person
+
+
+def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name: str = "exam",
+               settings: dict | None = None) -> ScoreReport:
+    """Score one analysed clip and turn the score into a verdict with its reasons."""
+    detector = load_detector(detector_name)
+    person = None
+    if detector.requires_enrollment:
+        if profile is None:
+            raise InputError(f"The {detector_name!r} detector compares with an enrolled person: choose a profile.")
+        person = check_profile(profile, detector_name)
+    output = detector.score(clip, person)
+    calibration = _calibration_for(detector, detector_name, profile)
+    usable = usable_seconds(clip)
+    label, reason = verdict(output.score, calibration.threshold, usable, clip.track.face_detected_ratio,
+                            float(clip.audio.speech.sum() / clip.fps))
+    return ScoreReport(
+        detector=detector_name, score=float(output.score), threshold=float(calibration.threshold), verdict=label,
+        reason=reason, fps=clip.fps, window_starts=[int(s) for s in output.window_starts],
+        window_length=int(output.window_length), window_scores=_finite_or_none(output.window_scores),
+        frame_scores=_finite_or_none(output.frame_scores), face_detected_ratio=round(clip.track.face_detected_ratio, 4),
+        speech_ratio=round(clip.audio.speech_ratio, 4), usable_seconds=round(usable, 2),
+        duration_s=round(clip.duration_s, 3),
+        clip={"name": clip.name, "sha256": clip.content_hash, "corruption": clip.corruption,
+              "frames": clip.num_frames},
+        profile=profile.name if profile else None,
+        calibration={"threshold": calibration.threshold, "false_alarm_rate": calibration.false_alarm_rate,
+                     "method": calibration.method, "genuine_scores": calibration.genuine_scores,
+                     "score_percentile": calibration.percentile(output.score)},
+        trajectories=trajectories_by_channel(output.trajectories), speech=clip.audio.speech.astype(int).tolist(),
+        waveform=[round(float(v), 4) for v in clip.waveform_envelope], warnings=_clip_warnings(clip, profile),
+        extras=output.extras, settings=dict(settings or {}))
+
+
+def _calibration_for(detector: Detector, name: str, profile: Profile | None) -> Calibration:
+    if detector.requires_enrollment and profile is not None:
+        data = profile.calibration(name)
+        if data:
+            return Calibration.from_json(data)
+    default = getattr(detector, "default_calibration", None)
+    if callable(default):
+        return default()
+    return Calibration(threshold=float("nan"), false_alarm_rate=float("nan"), genuine_scores=[], method="none")
+
+
+def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
+    warnings = []
+    if clip.track.max_faces > 1:
+        warnings.append(f"More than one face appeared ({clip.track.multi_face_frames} frames); the largest, "
+                        "steadiest face was followed throughout.")
+    if clip.audio.speech_ratio < 0.2:
+        warnings.append(f"Speech is audible in only {clip.audio.speech_ratio:.0%} of the clip.")
+    if profile is not None:
+        warnings += [f"profile: {w}" for w in profile.card.get("warnings", [])]
+    return warnings
+
+
+def score_file(video: str | Path, profile_name: str | None, store: ProfileStore, detector_name: str = "exam",
+               corrupt: str | None = None, limits: Limits | None = None,
+               progress: ProgressFn = no_progress) -> ScoreReport:
+    """Analyse a video (optionally corrupted first) and score it against an enrolled person."""
+    detector = load_detector(detector_name)
+    profile = store.load(profile_name) if profile_name and detector.requires_enrollment else None
+    if profile is not None:
+        check_profile(profile, detector_name)
+    clip = extract_clip(video, corrupt, limits=limits, progress=lambda f, m: progress(0.9 * f, m))
+    progress(0.9, f"scoring with {detector_name}")
+    report = score_clip(clip, profile, detector_name, settings={"corrupt": corrupt or "", "detector": detector_name})
+    progress(1.0, "done")
+    return report
+
+
+def genuine_score_array(report: ScoreReport) -> np.ndarray:
+    return np.asarray(report.calibration.get("genuine_scores", []), dtype=float)

@@ -1,0 +1,108 @@
+"""The score report: everything shown about one checked clip, as one JSON-ready object."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .track import EXPRESSION_NAMES
+
+EXPLANATIONS = {
+    "exam": ("The score is the EXAM model's reconstruction error on this clip with the person's adapter, divided "
+             "by its error without it. Below 1: the person's own way of talking explains the face better than a "
+             "generic talker does; above the threshold: it explains it worse than on their genuine footage."),
+    "fau": ("The score is the FauForensics model's probability that face and voice do not belong together, "
+            "averaged over 1-second windows; it needs no enrollment."),
+    "sync": "The score is minus the best correlation between mouth opening and loudness (a lip-sync check).",
+    "ridge": ("The score is a personal linear audio-to-expression model's error divided by a generic one's "
+              "(a simple baseline of the EXAM idea)."),
+}
+LIMITS_NOTE = ("A score is evidence, not proof: it compares this clip with the reference footage of the enrolled "
+               "person only, needs audible speech and a visible face, and can be thrown off by a very different "
+               "recording set-up (camera, language, emotion) than the reference.")
+
+
+def _finite_or_none(values) -> list[float | None]:
+    return [None if not math.isfinite(float(v)) else round(float(v), 5) for v in np.asarray(values).reshape(-1)]
+
+
+@dataclass
+class ScoreReport:
+    """The result of checking one clip with one detector."""
+
+    detector: str
+    score: float
+    threshold: float
+    verdict: str
+    reason: str
+    fps: float
+    window_starts: list[int]
+    window_length: int
+    window_scores: list[float | None]
+    frame_scores: list[float | None]
+    face_detected_ratio: float
+    speech_ratio: float
+    usable_seconds: float
+    duration_s: float
+    clip: dict
+    profile: str | None = None
+    calibration: dict = field(default_factory=dict)
+    trajectories: dict = field(default_factory=dict)
+    speech: list[int] = field(default_factory=list)
+    waveform: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def explanation(self) -> str:
+        return EXPLANATIONS.get(self.detector, "")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["score"] = None if not math.isfinite(self.score) else self.score
+        data["threshold"] = None if not math.isfinite(self.threshold) else self.threshold
+        data["explanation"] = self.explanation
+        data["limits"] = LIMITS_NOTE
+        return data
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False)
+
+    def frames_csv(self) -> str:
+        """Per-frame table: time, score, speech, and observed/generated jawOpen when present."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        observed = self.trajectories.get("observed", {}).get("jawOpen")
+        generated = self.trajectories.get("generated", {}).get("jawOpen")
+        writer.writerow(["frame", "time_s", "score", "speech", "observed_jawOpen", "generated_jawOpen"])
+        for i, value in enumerate(self.frame_scores):
+            writer.writerow([i, round(i / self.fps, 3), "" if value is None else value,
+                             self.speech[i] if i < len(self.speech) else "",
+                             observed[i] if observed else "", generated[i] if generated else ""])
+        return buffer.getvalue()
+
+    def summary_lines(self) -> list[str]:
+        score = "n/a" if not math.isfinite(self.score) else f"{self.score:.4f}"
+        threshold = "n/a" if not math.isfinite(self.threshold) else f"{self.threshold:.4f}"
+        lines = [f"verdict: {self.verdict.upper()} ({self.reason})",
+                 f"score: {score}  threshold: {threshold}  detector: {self.detector}"
+                 + (f"  profile: {self.profile}" if self.profile else ""),
+                 f"clip: {self.clip.get('name')}, {self.duration_s:.1f} s at {self.fps:g} fps; face in "
+                 f"{self.face_detected_ratio:.0%} of frames, speech in {self.speech_ratio:.0%}; "
+                 f"{self.usable_seconds:.1f} s usable"]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+
+def trajectories_by_channel(curves: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
+    """``{"observed": (frames, 58), ...}`` to ``{"observed": {channel: [values]}}`` (NaN as None)."""
+    result = {}
+    for kind, array in curves.items():
+        array = np.asarray(array)
+        result[kind] = {name: _finite_or_none(array[:, i]) for i, name in enumerate(EXPRESSION_NAMES[: array.shape[1]])}
+    return result

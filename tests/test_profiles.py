@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+
+from exposeanyone.detectors.base import PersonModel
+from exposeanyone.errors import ProfileError
+from exposeanyone.profiles import Profile, ProfileStore, validate_name
+
+
+def make_profile(name="Ada Lovelace", value=1.0):
+    person = PersonModel("exam", {"adapter_tokens": np.full((4, 8), value, np.float32)}, {"steps": 10})
+    card = {"detectors": {"exam": {"calibration": {"threshold": 1.01, "false_alarm_rate": 0.05,
+                                                   "genuine_scores": [0.9, 1.0], "method": "test"}}}}
+    return Profile(name=name, card=card, models={"exam": person})
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", ".hidden", "", "   ", "x" * 65, "nul\x00l",
+                                  "tab\tname", "bell\x07"])
+def test_unsafe_names_are_refused(name):
+    with pytest.raises(ProfileError):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["Ada Lovelace", "Émile Zola", "李小龙", "ted_lieu-2", "O'Brien"])
+def test_ordinary_names_are_accepted(name):
+    assert validate_name(name) == name
+
+
+def test_save_load_round_trip_and_listing(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile())
+    loaded = store.load("Ada Lovelace")
+    np.testing.assert_array_equal(loaded.models["exam"].tensors["adapter_tokens"], np.ones((4, 8)))
+    assert loaded.calibration("exam")["threshold"] == 1.01
+    assert loaded.models["exam"].info == {"steps": 10}
+    assert store.names() == ["Ada Lovelace"]
+
+
+def test_nothing_is_written_outside_the_profiles_folder(tmp_path):
+    store = ProfileStore(tmp_path / "profiles")
+    with pytest.raises(ProfileError):
+        store.save(make_profile(name="../outside"))
+    assert not (tmp_path / "outside").exists()
+    assert not (tmp_path / "profiles").exists() or not any((tmp_path / "profiles").iterdir())
+
+
+def test_missing_profile_names_the_known_ones(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile("Bob"))
+    with pytest.raises(ProfileError, match="Bob"):
+        store.load("Alice")
+
+
+def test_tampered_weights_are_rejected(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile(value=np.nan))
+    with pytest.raises(ProfileError, match="NaN"):
+        store.load("Ada Lovelace")
+    (tmp_path / "Ada Lovelace" / "exam.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ProfileError, match="damaged"):
+        store.load("Ada Lovelace")
+
+
+def test_tampered_card_is_rejected(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile())
+    (tmp_path / "Ada Lovelace" / "profile.json").write_text("{not json")
+    with pytest.raises(ProfileError, match="unreadable"):
+        store.load("Ada Lovelace")
+
+
+def test_saving_again_replaces_the_whole_profile(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile(value=1.0))
+    store.save(make_profile(value=2.0))
+    assert store.load("Ada Lovelace").models["exam"].tensors["adapter_tokens"][0, 0] == 2.0
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["Ada Lovelace"]
+
+
+def test_export_import_round_trip_and_hostile_archives(tmp_path):
+    import io
+    import zipfile
+
+    store = ProfileStore(tmp_path / "a")
+    store.save(make_profile())
+    data = store.export_zip("Ada Lovelace")
+    other = ProfileStore(tmp_path / "b")
+    other.import_zip(data, name="Ada copy")
+    assert other.load("Ada copy").calibration("exam")["threshold"] == 1.01
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("profile.json", json.dumps({"format_version": 1, "name": "x"}))
+        archive.writestr("../../escape.safetensors", b"x")
+    with pytest.raises(ProfileError, match="other than"):
+        other.import_zip(buffer.getvalue())
+    with pytest.raises(ProfileError, match="not a zip"):
+        other.import_zip(b"plain bytes")
+    assert not (tmp_path / "escape.safetensors").exists()
