@@ -1,0 +1,111 @@
+"""Regenerate the README's results section from ``benchmarks/results/*.json``.
+
+    python benchmarks/update_readme.py
+
+Only the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` is replaced, so the
+numbers in the README are always the ones the benchmark scripts last measured.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def detection_section() -> list[str]:
+    data = _load("detection")
+    if not data:
+        return ["_No detection results yet: run `python benchmarks/detection.py`._"]
+    lines = [f"Dev manifest, clip level (`{data['command']}`, {data['date']}):", "",
+             "| detector | mean AUC | audio-swap (dubbing) AUC, mean per person | identity-swap AUC | "
+             "cross-session false alarms |", "|---|---|---|---|---|"]
+    for name, result in data["detectors"].items():
+        kinds = result["per_manipulation"]
+        false_alarms = result["cross_session_false_alarms"]
+        lines.append(f"| {name} | {_fmt(result['mean_auc'])} | "
+                     f"{_fmt(kinds.get('audio-swap', {}).get('mean_identity_auc'))} | "
+                     f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | "
+                     f"{false_alarms['flagged']}/{false_alarms['n']} |")
+    open_set = {n: r["open_set"] for n, r in data["detectors"].items() if "open_set" in r}
+    if open_set:
+        kinds = sorted({k for table in open_set.values() for k in table})
+        lines += ["", "Detectors without enrollment, open set (every real test clip vs. each fake kind; AUC, n fakes):",
+                  "", "| detector | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+        for name, table in open_set.items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{_fmt(table[k]['auc'])} (n={table[k]['n_fake']})" if k in table else "–" for k in kinds) + " |")
+    return lines
+
+
+def robustness_section() -> list[str]:
+    data = _load("robustness")
+    if not data:
+        return []
+    lines = ["", f"Robustness (`{data['command']}`; identity-swap capped at {data['max_impostors']} per person): "
+             "mean AUC and drop in points against the clean run with the same settings.", ""]
+    for name, result in data["detectors"].items():
+        specs = list(result["corrupted"])
+        levels = sorted({s.split(":")[1] for s in specs})
+        corruptions = list(dict.fromkeys(s.split(":")[0] for s in specs))
+        lines += [f"{name}: clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
+                  f"{_fmt(result['clean']['audio_swap_auc'])}", "",
+                  "| corruption | " + " | ".join(f"level {lv}" for lv in levels) + " |",
+                  "|---" * (len(levels) + 1) + "|"]
+        for corruption in corruptions:
+            cells = []
+            for level in levels:
+                run = result["corrupted"].get(f"{corruption}:{level}")
+                cells.append(f"{_fmt(run['mean_auc'])} ({_fmt(run['mean_auc_drop_points'], 1)})" if run else "–")
+            lines.append(f"| {corruption} | " + " | ".join(cells) + " |")
+        averages = result.get("average_drop_by_level", {})
+        lines.append("| **average drop** | " + " | ".join(_fmt(averages.get(lv), 1) for lv in levels) + " |")
+    return lines
+
+
+def speed_section() -> list[str]:
+    lines = []
+    tracking = _load("tracking")
+    if tracking:
+        summary = tracking["summary"]
+        lines += ["", f"Tracking + features (`{tracking['command']}`): {summary['fps']} frames/s over "
+                  f"{summary['clips']} clips; lowest face-detection ratio on a real clip "
+                  f"{_fmt(summary['min_face_detected_ratio_real'])}; peak RSS {summary['peak_rss_mb']:.0f} MB."]
+    for detector in ("exam", "fau"):
+        timing = _load(f"timing_{detector}")
+        if timing:
+            lines += ["", f"{detector} timing (`{timing['command']}`): enrollment "
+                      f"{_fmt(timing.get('enroll_s_per_reference_s'))} s per second of reference (tracking "
+                      f"included); scoring {_fmt(timing.get('score_s_per_clip_s'))} s per second of video end to "
+                      f"end; peak RSS {timing['peak_rss_mb']:.0f} MB."]
+    return lines
+
+
+def main() -> None:
+    readme = (ROOT / "README.md").read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit("README.md lacks the results markers")
+    body = "\n".join(detection_section() + robustness_section() + speed_section())
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    print("README results section updated")
+
+
+if __name__ == "__main__":
+    main()
