@@ -79,6 +79,8 @@ def _media_info(path: Path, container, limits: Limits, require_audio: bool) -> M
     if not container.streams.video:
         kind = "an audio-only file" if container.streams.audio else "not a video"
         raise MediaError(f"'{path.name}' has no video stream ({kind}): upload a video of the person speaking.")
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        raise MediaError(f"'{path.name}' is a still image, not a video: upload a video of the person speaking.")
     video = container.streams.video[0]
     audio = container.streams.audio[0] if container.streams.audio else None
     if require_audio and audio is None:
@@ -103,12 +105,13 @@ def _media_info(path: Path, container, limits: Limits, require_audio: bool) -> M
 
 
 def _duration_s(container, video) -> float:
+    # the video stream's own length first: a container's duration also counts audio padding
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
     if video.frames and video.average_rate:
         return float(video.frames / video.average_rate)
+    if container.duration is not None:
+        return container.duration / av.time_base
     return 0.0
 
 

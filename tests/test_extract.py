@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from exposeanyone.config import Limits
+from exposeanyone.errors import InputError, LimitError, MediaError, NoFaceError
+from exposeanyone.extract import extract_clip
+from exposeanyone.media import probe
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPOSEANYONE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def best_lag(mouth: np.ndarray, loudness: np.ndarray, max_lag: int = 10) -> int:
+    """The lag (frames, positive = audio later) maximising the correlation of mouth opening and loudness."""
+    def corr(lag):
+        a, b = (mouth[:len(mouth) - lag], loudness[lag:]) if lag >= 0 else (mouth[-lag:], loudness[:lag])
+        return np.corrcoef(a, b)[0, 1]
+    return max(range(-max_lag, max_lag + 1), key=corr)
+
+
+def test_synthetic_clip_is_tracked_on_the_25_fps_timeline(talking_clip):
+    clip = extract_clip(talking_clip)
+    assert clip.num_frames == 100 and clip.fps == 25
+    assert clip.track.face_detected_ratio >= 0.95
+    assert clip.audio.mel.shape == (400, 80)
+    assert 0.3 < clip.audio.speech_ratio < 1.0
+    assert clip.track.mouth.shape == (100, 32, 32) and clip.track.mouth.std() > 5
+    assert clip.track.max_faces == 1
+
+
+def test_analysis_is_cached_by_content_and_options(talking_clip, tmp_path):
+    first = extract_clip(talking_clip)
+    cached_files = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(cached_files) == 1
+    again = extract_clip(talking_clip)
+    np.testing.assert_array_equal(first.track.blendshapes, again.track.blendshapes)
+    assert again.content_hash == first.content_hash
+    extract_clip(talking_clip, "contrast:2")
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+
+
+def test_audio_shifted_by_200_ms_moves_the_features_by_5_frames(talking_clip_factory):
+    lags = []
+    for shift in (0, 200):
+        clip = extract_clip(talking_clip_factory(".mp4", seconds=8.0, seed=3, audio_shift_ms=shift))
+        loudness = 10 ** (clip.audio.energy_db / 20)
+        lags.append(best_lag(clip.track.blendshapes[:, 25], loudness))
+    assert lags[0] == 0
+    assert lags[1] - lags[0] == 5
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mov", ".avi", ".flv"])
+def test_common_containers_decode_to_the_same_timeline(talking_clip_factory, suffix):
+    clip = extract_clip(talking_clip_factory(suffix, seconds=2.0, seed=1))
+    assert 50 <= clip.num_frames <= 52  # some muxers keep a frame or two of encoder padding
+    assert clip.track.face_detected_ratio >= 0.95
+    assert clip.audio.speech_ratio > 0.2
+
+
+def test_other_frame_rates_are_resampled_to_25_fps(talking_clip_factory):
+    assert extract_clip(talking_clip_factory(".mp4", seconds=2.0, seed=2, fps=30.0)).num_frames == 50
+    vfr = extract_clip(talking_clip_factory(".mp4", seconds=3.0, seed=2, vfr=True))
+    assert abs(vfr.num_frames - 75) <= 2 and vfr.track.face_detected_ratio >= 0.9
+
+
+@pytest.mark.parametrize("kind, error, words", [
+    ("empty", MediaError, "empty"),
+    ("random_bytes", MediaError, "not a video file"),
+    ("text_as_mp4", MediaError, "not a video file"),
+    ("image", MediaError, "still image"),
+    ("audio_only", MediaError, "no video stream"),
+    ("video_only", MediaError, "no audio track"),
+    ("truncated", MediaError, "truncated"),
+    ("truncated_no_index", MediaError, "truncated"),
+    ("no_face", NoFaceError, "No face"),
+    ("long", LimitError, "limit"),
+])
+def test_bad_inputs_raise_one_clear_sentence(bad_input, kind, error, words):
+    with pytest.raises(error) as raised:
+        extract_clip(bad_input(kind))
+    message = str(raised.value)
+    assert words in message and "\n" not in message and "Traceback" not in message
+
+
+def test_missing_path_and_folder(tmp_path):
+    with pytest.raises(MediaError, match="does not exist"):
+        extract_clip(tmp_path / "nope.mp4")
+    with pytest.raises(MediaError, match="not a file"):
+        extract_clip(tmp_path)
+
+
+def test_size_and_resolution_limits_are_checked_before_decoding(talking_clip, bad_input):
+    with pytest.raises(LimitError, match="MB"):
+        probe(talking_clip, Limits(max_file_mb=0.001))
+    with pytest.raises(LimitError, match="pixels"):
+        probe(bad_input("huge_resolution"), Limits(max_pixels=1000 * 1000))
+
+
+def test_huge_frames_are_downscaled_before_tracking(bad_input):
+    clip = extract_clip(bad_input("huge_resolution"), require_face=False)
+    assert max(clip.track.frame_size) <= Limits().max_side_px
+
+
+def test_silent_clip_has_a_face_and_no_speech(bad_input):
+    clip = extract_clip(bad_input("silent"))
+    assert clip.track.face_detected_ratio > 0.9 and clip.audio.speech_ratio == 0.0
+
+
+def test_second_face_is_reported_and_one_person_is_followed(bad_input):
+    clip = extract_clip(bad_input("two_faces"))
+    assert clip.track.max_faces == 2 and clip.track.multi_face_frames > 0
+    centres = clip.track.landmarks[:, :, 0].astype(float).mean(axis=1)
+    assert np.ptp(centres[clip.track.valid]) < 0.25
+
+
+def test_unknown_corruption_is_refused_before_work(talking_clip):
+    with pytest.raises(InputError, match="Unknown|unknown"):
+        extract_clip(talking_clip, "sepia:2")
