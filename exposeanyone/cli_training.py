@@ -17,6 +17,7 @@ def add_training_commands(commands) -> None:
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     pretrain.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    _add_threads(pretrain)
     pretrain.set_defaults(handler=run_pretrain)
 
     train_fau = commands.add_parser("train-fau", help="train the FauForensics model (self-supervised pseudo-fakes)")
@@ -28,6 +29,7 @@ def add_training_commands(commands) -> None:
     train_fau.add_argument("--no-resume", action="store_true")
     train_fau.add_argument("--fakeavceleb", help="FakeAVCeleb root (with meta_data.csv) for supervised training")
     train_fau.add_argument("--lavdf", help="LAV-DF root (with metadata.json) for supervised training")
+    _add_threads(train_fau)
     train_fau.set_defaults(handler=run_train_fau)
 
     ridge = commands.add_parser("fit-ridge", help="fit the generic ridge baseline on genuine talking clips")
@@ -44,6 +46,18 @@ def add_training_commands(commands) -> None:
                             help="at most this many identity-swap clips per person (0: all)")
     evaluation.add_argument("--json", required=True, metavar="OUT")
     evaluation.set_defaults(handler=run_eval)
+
+
+def _add_threads(parser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is fastest on a busy 2-core machine; default: torch's choice)")
+
+
+def _set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def _add_data_source(parser) -> None:
@@ -98,6 +112,7 @@ def _printer(label: str):
 def run_pretrain(args) -> int:
     from .exam_training import pretrain_exam
 
+    _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
     pretrain_exam(clips, identities, Path(args.out), steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                   resume=not args.no_resume, time_budget_s=args.time_budget, progress=_printer("pretrain"))
@@ -108,6 +123,7 @@ def run_pretrain(args) -> int:
 def run_train_fau(args) -> int:
     from .fau_training import train_fau
 
+    _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
     supervised = _supervised_fau_clips(args)
     train_fau(clips, identities, Path(args.out), steps=args.steps, seed=args.seed, resume=not args.no_resume,
