@@ -85,7 +85,7 @@ def calibrate(genuine_scores: np.ndarray, rate: float = FALSE_ALARM_RATE,
 
 
 def verdict(score: float, threshold: float, usable_seconds: float, face_ratio: float,
-            speech_seconds: float) -> tuple[str, str]:
+            speech_seconds: float, owner: str = "the person's") -> tuple[str, str]:
     """``("real" | "fake" | "inconclusive", reason)`` for a clip score against a threshold."""
     if face_ratio < MIN_FACE_RATIO:
         return "inconclusive", (f"the face was found in only {face_ratio:.0%} of the frames "
@@ -97,5 +97,5 @@ def verdict(score: float, threshold: float, usable_seconds: float, face_ratio: f
     if not np.isfinite(threshold):
         return "inconclusive", "this profile has no calibrated threshold for this detector"
     if score > threshold:
-        return "fake", f"the score {score:.3f} is above the person's threshold {threshold:.3f}"
-    return "real", f"the score {score:.3f} is at or below the person's threshold {threshold:.3f}"
+        return "fake", f"the score {score:.3f} is above {owner} threshold {threshold:.3f}"
+    return "real", f"the score {score:.3f} is at or below {owner} threshold {threshold:.3f}"

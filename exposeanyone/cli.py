@@ -6,6 +6,7 @@ written), 1 an unexpected error (a bug: its traceback is shown).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,14 +23,47 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging would drown the summary
     parser = build_parser()
     args = parser.parse_args(argv)
+    with native_stderr_silenced():
+        try:
+            return int(args.handler(args) or 0)
+        except InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted; nothing was written.", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what C++ libraries print straight to file descriptor 2 to /dev/null, keeping Python's stderr.
+
+    MediaPipe and TFLite log their start-up to fd 2 whatever GLOG_minloglevel says, which would bury the
+    one-line error a user must see. Python's messages (errors, progress, a bug's traceback) still show.
+    """
     try:
-        return int(args.handler(args) or 0)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
-        return 130
+        real_stderr = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a test's captured stderr has no descriptor
+        real_stderr = False
+    if not real_stderr:
+        yield
+        return
+    python_stderr = sys.stderr
+    python_stderr.flush()
+    saved = os.dup(2)
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding,
+                           errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = python_stderr
 
 
 def build_parser() -> argparse.ArgumentParser:

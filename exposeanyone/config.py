@@ -1,9 +1,12 @@
 """Paths, limits and environment variables in one place."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import InputError
 
 FPS = 25
 """Every clip is resampled to this video frame rate."""
@@ -19,7 +22,15 @@ ASSETS_DIR = Path(os.environ.get("EXPOSEANYONE_ASSETS_DIR", PACKAGE_DIR.parent /
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
-    return float(value) if value else default
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise InputError(f"The environment variable {name}={value!r} is not a positive number: fix it or unset it.")
+    return number
 
 
 @dataclass(frozen=True)

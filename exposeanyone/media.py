@@ -57,7 +57,7 @@ def check_file(path: str | Path, limits: Limits) -> Path:
     if size == 0:
         raise MediaError(f"'{path.name}' is empty (0 bytes): the upload or copy did not complete.")
     if size > limits.max_file_mb * 1e6:
-        raise LimitError(f"'{path.name}' is {size / 1e6:.0f} MB, over the {limits.max_file_mb:.0f} MB limit: "
+        raise LimitError(f"'{path.name}' is {size / 1e6:.3g} MB, over the {limits.max_file_mb:g} MB limit: "
                          "cut the clip shorter or raise EXPOSEANYONE_MAX_FILE_MB.")
     return path
 

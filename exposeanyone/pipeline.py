@@ -126,6 +126,8 @@ def enroll_files(name: str, videos: Sequence[str | Path], store: ProfileStore,
         raise InputError("Give at least one reference video of the person speaking.")
     if len(videos) > limits.max_reference_clips:
         raise LimitError(f"{len(videos)} reference clips given; at most {limits.max_reference_clips} are accepted.")
+    for detector in detectors:
+        load_detector(detector)  # an unknown detector or missing weights is said before minutes of tracking
     clips = []
     for i, video in enumerate(videos):
         clips.append(extract_clip(video, limits=limits, progress=lambda f, m, i=i: progress(
@@ -161,7 +163,8 @@ def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name
     calibration = _calibration_for(detector, detector_name, profile)
     usable = usable_seconds(clip)
     label, reason = verdict(output.score, calibration.threshold, usable, clip.track.face_detected_ratio,
-                            float(clip.audio.speech.sum() / clip.fps))
+                            float(clip.audio.speech.sum() / clip.fps),
+                            "the person's" if detector.requires_enrollment else "the detector's")
     return ScoreReport(
         detector=detector_name, score=float(output.score), threshold=float(calibration.threshold), verdict=label,
         reason=reason, fps=clip.fps, window_starts=[int(s) for s in output.window_starts],

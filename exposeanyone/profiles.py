@@ -10,6 +10,7 @@ moment leaves the old profile or the new one, and two enrollments of one name ne
 """
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -31,6 +32,9 @@ from .storage import exclusive_lock, recover_directory, replace_directory
 CARD_NAME = "profile.json"
 PROFILE_FORMAT_VERSION = 1
 MAX_NAME_LENGTH = 64
+MAX_NAME_BYTES = 200
+"""UTF-8 bytes of a name: 64 emoji are 256 bytes, over the 255 a file name may have, and the staging and
+backup folders add up to 17 more."""
 MAX_ARCHIVE_BYTES = 50_000_000
 _FORBIDDEN = re.compile(r"[/\\:*?\"<>|\x00-\x1f\x7f]")
 
@@ -44,6 +48,9 @@ def validate_name(name: str) -> str:
         raise ProfileError("Give the person a name (letters, digits, spaces, '-', '_' or '.').")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ProfileError(f"The name is {len(cleaned)} characters long; use at most {MAX_NAME_LENGTH}.")
+    if len(cleaned.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise ProfileError(f"The name takes {len(cleaned.encode('utf-8', 'surrogatepass'))} bytes as UTF-8; use "
+                           f"a shorter one (at most {MAX_NAME_BYTES} bytes, e.g. {MAX_NAME_BYTES // 4} emoji).")
     if _FORBIDDEN.search(cleaned) or cleaned.startswith(".") or ".." in cleaned:
         raise ProfileError(f"The name {cleaned!r} contains a path separator, '..', a leading '.' or a control "
                            "character; use letters, digits, spaces, '-' and '_'.")
@@ -91,85 +98,95 @@ class ProfileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self._lock_path(profile.name)):
             recover_directory(target)
+            for pattern in (".staging-*", ".deleted-*"):  # left by a killed save or delete of this very name
+                for stale in target.parent.glob(f".{glob.escape(target.name)}{pattern}"):
+                    shutil.rmtree(stale, ignore_errors=True)
             staging = target.with_name(f".{target.name}.staging-{os.getpid()}")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir()
-            for detector, person in profile.models.items():
-                tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in person.tensors.items()}
-                save_file(tensors, str(staging / f"{detector}.safetensors"))
-            card = dict(profile.card, name=profile.name, format_version=PROFILE_FORMAT_VERSION)
-            card.setdefault("detectors", {})
-            for detector, person in profile.models.items():
-                card["detectors"].setdefault(detector, {})["info"] = person.info
-            (staging / CARD_NAME).write_text(json.dumps(card, indent=2, ensure_ascii=False))
-            for item in staging.iterdir():
-                with open(item, "rb") as handle:
-                    os.fsync(handle.fileno())
-            replace_directory(staging, target)
+            try:
+                staging.mkdir()
+                self._write_staging(profile, staging)
+                replace_directory(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                recover_directory(target)  # an error between the swap's two renames puts the old one back
         return target
+
+    @staticmethod
+    def _write_staging(profile: Profile, staging: Path) -> None:
+        for detector, person in profile.models.items():
+            tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in person.tensors.items()}
+            save_file(tensors, str(staging / f"{detector}.safetensors"))
+        card = dict(profile.card, name=profile.name, format_version=PROFILE_FORMAT_VERSION)
+        card["detectors"] = {k: dict(v) for k, v in card.get("detectors", {}).items()}
+        for detector, person in profile.models.items():
+            card["detectors"].setdefault(detector, {})["info"] = person.info
+        (staging / CARD_NAME).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+        for item in staging.iterdir():
+            with open(item, "rb") as handle:
+                os.fsync(handle.fileno())
 
     def load(self, name: str) -> Profile:
         """Read and validate a profile; a missing or damaged one raises :class:`ProfileError`."""
         folder = self.folder(name)
-        recover_directory(folder)
-        card_path = folder / CARD_NAME
-        if not card_path.is_file():
+        if not (folder / CARD_NAME).is_file() and not backup_of(folder).exists():
             known = ", ".join(self.names()) or "none yet"
             raise ProfileError(f"No profile named {name!r} in {self.root} (enrolled: {known}). Enroll the person first.")
+        # under the lock: a save swapping folders meanwhile would otherwise mix its old card with new weights
+        with exclusive_lock(self._lock_path(name)):
+            return self._read(folder, name)
+
+    def _read(self, folder: Path, name: str) -> Profile:
+        """The profile in ``folder``, validated; call with the name's lock held."""
+        recover_directory(folder)
         try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            card = json.loads((folder / CARD_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             raise ProfileError(f"The profile {name!r} has an unreadable card ({CARD_NAME}): enroll again.") from None
-        if not isinstance(card, dict) or card.get("format_version") != PROFILE_FORMAT_VERSION:
-            raise ProfileError(f"The profile {name!r} is not a profile of this version of ExposeAnyone.")
-        models = {}
-        for detector, entry in card.get("detectors", {}).items():
-            models[detector] = PersonModel(detector=detector, tensors=_load_tensors(folder, detector, name),
-                                           info=entry.get("info", {}))
-        return Profile(name=card.get("name", name), card=card, models=models)
+        _check_card(card, f"The profile {name!r}")
+        models = {detector: PersonModel(detector=detector, tensors=_load_tensors(folder, detector, name),
+                                        info=entry.get("info", {}))
+                  for detector, entry in card.get("detectors", {}).items()}
+        return Profile(name=folder.name, card=card, models=models)
 
     def delete(self, name: str) -> None:
+        """Remove a profile; it vanishes at once (a rename), so a crash never leaves half of it."""
         folder = self.folder(name)
         with exclusive_lock(self._lock_path(name)):
-            shutil.rmtree(folder, ignore_errors=True)
+            recover_directory(folder)
+            if folder.exists():
+                doomed = folder.with_name(f".{folder.name}.deleted-{os.getpid()}")
+                os.replace(folder, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
 
     def export_zip(self, name: str) -> bytes:
         """The profile as a zip archive (a card and safetensors files only) for download."""
         folder = self.folder(name)
-        self.load(name)
+        self.load(name)  # a clear error for a missing or damaged profile, before taking the lock
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for item in sorted(folder.iterdir()):
-                if item.name == CARD_NAME or item.suffix == ".safetensors":
-                    archive.write(item, arcname=item.name)
+        with exclusive_lock(self._lock_path(name)):
+            self._read(folder, name)
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for item in sorted(folder.iterdir()):
+                    if item.name == CARD_NAME or item.suffix == ".safetensors":
+                        archive.write(item, arcname=item.name)
         return buffer.getvalue()
 
     def import_zip(self, data: bytes, name: str | None = None) -> Profile:
         """Install a profile archive (from :meth:`export_zip`) after checking every member."""
         if len(data) > MAX_ARCHIVE_BYTES:
             raise ProfileError("The profile archive is too large to be a profile.")
+        contents = _unpack_archive(data)
         try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            members = archive.infolist()
-        except zipfile.BadZipFile:
-            raise ProfileError("That file is not a profile archive (not a zip).") from None
-        allowed = re.compile(r"^[A-Za-z0-9_-]+\.safetensors$|^profile\.json$")
-        if not any(m.filename == CARD_NAME for m in members) or not all(allowed.match(m.filename) for m in members):
-            raise ProfileError("The archive holds files other than profile.json and *.safetensors: not a profile.")
-        if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
-            raise ProfileError("The profile archive unpacks to too much data to be a profile.")
-        try:
-            card = json.loads(archive.read(CARD_NAME))
-        except ValueError:
+            card = json.loads(contents[CARD_NAME])
+        except (ValueError, RecursionError):
             raise ProfileError("The archive's profile.json is not valid JSON: not a profile.") from None
-        if not isinstance(card, dict) or card.get("format_version") != PROFILE_FORMAT_VERSION:
-            raise ProfileError("The archive is not a profile of this version of ExposeAnyone.")
+        _check_card(card, "The archive")
         target_name = validate_name(name or card.get("name", ""))
         staging = self.root / f".import-{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir(parents=True)
         try:
-            for member in members:
-                (staging / member.filename).write_bytes(archive.read(member))
+            for filename, payload in contents.items():
+                (staging / filename).write_bytes(payload)
             models = {det: PersonModel(det, _load_tensors(staging, det, target_name), entry.get("info", {}))
                       for det, entry in card.get("detectors", {}).items()}
         finally:
@@ -180,6 +197,68 @@ class ProfileStore:
 
     def _lock_path(self, name: str) -> Path:
         return self.root / ".locks" / f"{validate_name(name)}.lock"
+
+
+def backup_of(folder: Path) -> Path:
+    """Where :func:`~exposeanyone.storage.replace_directory` keeps the old folder during a swap."""
+    return folder.with_name(f".{folder.name}.old")
+
+
+def _unpack_archive(data: bytes) -> dict[str, bytes]:
+    """The members of a profile archive, after checking their names and sizes before unpacking any."""
+    allowed = re.compile(r"^[A-Za-z0-9_-]+\.safetensors$|^profile\.json$")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if not any(m.filename == CARD_NAME for m in members) or not all(allowed.match(m.filename)
+                                                                           for m in members):
+                raise ProfileError("The archive holds files other than profile.json and *.safetensors: "
+                                   "not a profile.")
+            if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
+                raise ProfileError("The profile archive unpacks to too much data to be a profile.")
+            return {m.filename: archive.read(m) for m in members}
+    except ProfileError:
+        raise
+    except zipfile.BadZipFile as error:
+        if "not a zip" in str(error).lower():
+            raise ProfileError("That file is not a profile archive (not a zip).") from None
+        raise ProfileError("The profile archive is damaged (it cannot be unpacked): export it again.") from None
+    except Exception:  # zlib, CRC, truncation, encryption...: any malformed archive is one sentence
+        raise ProfileError("The profile archive is damaged (it cannot be unpacked): export it again.") from None
+
+
+NUMBER = (int, float)
+CARD_SCHEMA = {
+    "format_version": int, "?name": str, "?created": str, "?usable_reference_seconds": NUMBER, "?warnings": [str],
+    "?references": [{"name": str, "?sha256": str, "duration_s": NUMBER, "usable_s": NUMBER,
+                     "?face_detected_ratio": NUMBER, "speech_ratio": NUMBER}],
+    "?detectors": {str: {"?info": dict, "?base_model_sha256": str, "?enroll_seconds": NUMBER,
+                         "?calibration": {"threshold": NUMBER, "false_alarm_rate": NUMBER,
+                                          "?genuine_scores": [NUMBER], "?method": str}}},
+}
+"""What a card holds and the code reads: a dict is a record (keys with '?' optional, others required),
+``{str: schema}`` a mapping of any names, ``[schema]`` a list of such items. Extra keys are allowed."""
+
+
+def _fits(value, schema) -> bool:
+    if isinstance(schema, list):
+        return isinstance(value, list) and all(_fits(item, schema[0]) for item in value)
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return False
+        if str in schema:
+            return all(isinstance(key, str) and _fits(item, schema[str]) for key, item in value.items())
+        return all(_fits(value[key.lstrip("?")], sub) if key.lstrip("?") in value else key.startswith("?")
+                   for key, sub in schema.items())
+    return isinstance(value, schema) and not isinstance(value, bool)  # JSON true is no number
+
+
+def _check_card(card, what: str) -> None:
+    if not isinstance(card, dict) or card.get("format_version") != PROFILE_FORMAT_VERSION:
+        raise ProfileError(f"{what} is not a profile of this version of ExposeAnyone.")
+    if not _fits(card, CARD_SCHEMA):
+        raise ProfileError(f"{what} has a damaged card ({CARD_NAME}: a field is missing or of the wrong kind); "
+                           "it was edited or damaged: enroll the person again.")
 
 
 def _load_tensors(folder: Path, detector: str, name: str) -> dict[str, np.ndarray]:

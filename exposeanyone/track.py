@@ -135,24 +135,26 @@ class Track:
         for key, tail in expected.items():
             if arrays[key].ndim != 1 + len(tail) or arrays[key].shape[1:] != tail:
                 raise InputError(f"'{name}' is not a valid track: '{key}' has shape {arrays[key].shape}.")
-        if meta.get("version") != TRACK_FORMAT_VERSION or not float(meta.get("fps", 0)) > 0:
-            raise InputError(f"'{name}' is not a valid track: unknown version or frame rate.")
-        for key in ("blendshapes", "pose"):
-            if not np.isfinite(arrays[key]).all():
+            if arrays[key].dtype.kind not in "biuf":
+                raise InputError(f"'{name}' is not a valid track: '{key}' holds {arrays[key].dtype} values.")
+        try:
+            fps = float(meta.get("fps", 0))
+            frame_size = tuple(int(v) for v in meta.get("frame_size", (0, 0)))
+            max_faces, multi_face_frames = int(meta.get("max_faces", 0)), int(meta.get("multi_face_frames", 0))
+            extra = dict(meta.get("extra", {}))
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            raise InputError(f"'{name}' is not a valid track: its metadata is damaged.") from None
+        if meta.get("version") != TRACK_FORMAT_VERSION or not (np.isfinite(fps) and fps > 0) or len(frame_size) != 2:
+            raise InputError(f"'{name}' is not a valid track: unknown version, frame rate or frame size.")
+        with np.errstate(invalid="ignore", over="ignore"):
+            blendshapes, pose = arrays["blendshapes"].astype(np.float32), arrays["pose"].astype(np.float32)
+            landmarks, mouth = arrays["landmarks"].astype(np.float16), arrays["mouth"].astype(np.uint8)
+        for key, values in (("blendshapes", blendshapes), ("pose", pose)):
+            if not np.isfinite(values).all():
                 raise InputError(f"'{name}' is not a valid track: '{key}' holds NaN or infinite values.")
-        return cls(
-            fps=float(meta["fps"]),
-            blendshapes=arrays["blendshapes"].astype(np.float32),
-            pose=arrays["pose"].astype(np.float32),
-            landmarks=arrays["landmarks"].astype(np.float16),
-            mouth=arrays["mouth"].astype(np.uint8),
-            valid=arrays["valid"].astype(bool),
-            interpolated=arrays["interpolated"].astype(bool),
-            frame_size=tuple(int(v) for v in meta.get("frame_size", (0, 0))),
-            max_faces=int(meta.get("max_faces", 0)),
-            multi_face_frames=int(meta.get("multi_face_frames", 0)),
-            extra=dict(meta.get("extra", {})),
-        )
+        return cls(fps=fps, blendshapes=blendshapes, pose=pose, landmarks=landmarks, mouth=mouth,
+                   valid=arrays["valid"].astype(bool), interpolated=arrays["interpolated"].astype(bool),
+                   frame_size=frame_size, max_faces=max_faces, multi_face_frames=multi_face_frames, extra=extra)
 
 
 _ARRAY_FIELDS = tuple(f.name for f in fields(Track) if f.type == "np.ndarray")

@@ -3,6 +3,8 @@
 A window is :data:`WINDOW_FRAMES` frames (4 s) of expressions, the matching log-mel, and a mask of the
 frames where a face is known. Clips shorter than a window are padded at the end with masked frames and
 silent audio. Scoring uses sliding windows; training draws random crops, optionally time-warped.
+The loss and the score count every frame with a known face, silent or not (how a person moves between
+words is theirs too); speech only decides whether a window is scored at all.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from .audio_features import LOG_FLOOR
 from .clip import ClipFeatures
-from .config import MEL_PER_FRAME, N_MELS
+from .config import MEL_PER_FRAME
 from .detectors.base import window_starts
 
 WINDOW_FRAMES = 100
@@ -26,7 +28,6 @@ MIN_SPEECH_RATIO = 0.25
 """...and someone speaks in at least this share (an audio-to-expression model has nothing to say about
 silence). Both shares are of the full window, padding included, so a clip needs 2 s of face and 1 s of
 speech to be scored at all."""
-N_EXPRESSION_CHANNELS = 58
 SILENT_LOG_MEL = float(np.log(LOG_FLOOR))
 """The log-mel value of digital silence, used to pad audio."""
 
@@ -167,8 +168,3 @@ def concatenate(batches: Sequence[WindowBatch]) -> WindowBatch:
         starts=np.concatenate([b.starts for b in batches]),
     )
 
-
-def empty_batch(window: int = WINDOW_FRAMES) -> WindowBatch:
-    return WindowBatch(np.zeros((0, window, N_EXPRESSION_CHANNELS), np.float32),
-                       np.zeros((0, window * MEL_PER_FRAME, N_MELS), np.float32),
-                       np.zeros((0, window), bool), np.zeros((0, window), bool), np.zeros(0, int))

@@ -17,6 +17,8 @@ speech in at least a quarter. ``extras`` carries, JSON-ready:
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from ..assets import fau_model_dir
+from ..calibration import Calibration
 from ..clip import ClipFeatures
 from ..config import torch_device
 from ..errors import InputError
@@ -33,6 +36,8 @@ from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_sc
                    window_starts)
 
 DEFAULT_STRIDE = 5
+CALIBRATION_FILE = "calibration.json"
+"""Beside the weights: the threshold at a stated false-alarm rate on held-out genuine clips."""
 
 
 class FauDetector:
@@ -47,13 +52,15 @@ class FauDetector:
     name = "fau"
     requires_enrollment = False
 
-    def __init__(self, model: FauForensicsModel, stride: int = DEFAULT_STRIDE, batch_size: int = 64):
+    def __init__(self, model: FauForensicsModel, stride: int = DEFAULT_STRIDE, batch_size: int = 64,
+                 calibration: dict | None = None):
         if stride < 1:
             raise InputError(f"The FauForensics window stride must be at least 1 frame, got {stride}.")
         self.model = model.eval()
         self.stride = int(stride)
         self.batch_size = int(batch_size)
         self.window_length = int(model.config.num_frames)
+        self.calibration = dict(calibration or {})
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> "FauDetector":
@@ -62,7 +69,17 @@ class FauDetector:
         if not (folder / "config.json").is_file():
             raise InputError(f"No FauForensics model in '{folder}': train one with train_fau or restore assets/fau.")
         model = FauForensicsModel.from_pretrained(folder, low_cpu_mem_usage=False).to(torch_device())
+        calibration_file = folder / CALIBRATION_FILE
+        if calibration_file.is_file() and "calibration" not in kwargs:
+            kwargs["calibration"] = json.loads(calibration_file.read_text())
         return cls(model, **kwargs)
+
+    def default_calibration(self) -> Calibration:
+        """The threshold shipped with the model (``calibration.json``), else an uncalibrated 0.5."""
+        if self.calibration:
+            return Calibration.from_json(self.calibration)
+        return Calibration(threshold=0.5, false_alarm_rate=float("nan"), genuine_scores=[],
+                           method="uncalibrated: fake probability above one half")
 
     def enroll(self, clips: Sequence[ClipFeatures], progress: ProgressFn = no_progress) -> PersonModel:
         """Nothing to learn about a person: an empty model (see the module docstring)."""
