@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from common import print_table, require_avdata, write_result
+import json
+
+from common import RESULTS_DIR, print_table, require_avdata, write_result
 from exposeanyone.evaluation import evaluate
 from exposeanyone.extract import extract_clip
 from exposeanyone.manifest import read_manifest
@@ -47,9 +49,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = read_manifest(require_avdata(args.avdata) / "MANIFEST.tsv")
     load = clip_loader()
-    results = {}
+    previous = RESULTS_DIR / "detection.json"
+    # detectors measured by an earlier invocation on the same manifest are kept, each with its own command
+    results = json.loads(previous.read_text())["detectors"] if previous.is_file() else {}
     for name in args.detectors.split(","):
         results[name] = evaluate(rows, load, name)
+        results[name]["command"] = "python benchmarks/detection.py --detectors " + name
         print(f"{name}: mean AUC {results[name]['mean_auc']}", flush=True)
     write_result("detection", {"detectors": results})
     print_table(HEADERS, [summary_row(n, r) for n, r in results.items()])

@@ -65,9 +65,9 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         max_impostors: score at most this many identity-swap clips per POI (0: all), taken evenly
             over the manifest order so every other identity stays represented.
     """
-    from .pipeline import enroll_clips, load_detector, score_clip
+    from .pipeline import enroll_clips, load_detector, score_clip, without_trajectories
 
-    detector = load_detector(detector_name)
+    detector = without_trajectories(load_detector(detector_name))
     pois = sorted({r.identity for r in rows if r.split == "ref"})
     tests = [r for r in rows if r.split == "test"]
     started = time.perf_counter()
@@ -79,10 +79,10 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         refs = [load(r, False) for r in rows if r.split == "ref" and r.identity == poi]
         profile = enroll_clips(poi, refs, [detector_name], lambda f, m: step(0.5 * f, m)) \
             if detector.requires_enrollment else None
-        threshold = profile.calibration(detector_name).get("threshold", np.nan) if profile else np.nan
+        threshold = _threshold(detector, detector_name, profile)
 
         def score(clip: ClipFeatures) -> float:
-            return score_clip(clip, profile, detector_name).score
+            return score_clip(clip, profile, detector_name, detector=detector).score
 
         own = [r for r in tests if r.identity == poi]
         own_real = [r for r in own if r.is_real]
@@ -103,7 +103,8 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         ref_sessions = {r.session for r in rows if r.split == "ref" and r.identity == poi}
         cross = [s for s in scored if s.kind == "genuine" and s.session and s.session not in ref_sessions]
         false_alarms += [{"identity": poi, "file": s.file, "session": s.session, "score": s.score,
-                          "threshold": threshold, "flagged": bool(s.score > threshold)} for s in cross]
+                          "threshold": threshold, "flagged": bool(s.score > threshold)} for s in cross
+                         if np.isfinite(threshold)]
         per_identity[poi] = {"auc": _auc(genuine, negative_scores), "n_real": len(genuine),
                              "n_fake": len(negative_scores),
                              "auc_by_kind": {k: _auc(genuine, [s.score for s in scored if s.kind == k])
@@ -119,9 +120,16 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
                   "target_false_alarm_rate": FALSE_ALARM_RATE, "clips": false_alarms},
               "scores": {poi: [s.__dict__ for s in scored] for poi, scored in scored_by_poi.items()}}
     if not detector.requires_enrollment:
-        result["open_set"] = _open_set(tests, load, lambda c: score_clip(c, None, detector_name).score)
+        result["open_set"] = _open_set(tests, load, lambda c: score_clip(c, None, detector_name, detector=detector).score)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _threshold(detector, name: str, profile) -> float:
+    """The threshold verdicts would use: the person's calibration, else the detector's own, else NaN."""
+    from .pipeline import _calibration_for
+
+    return float(_calibration_for(detector, name, profile).threshold)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

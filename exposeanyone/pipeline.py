@@ -5,6 +5,7 @@ calibration turns scores into a verdict, and a :class:`ScoreReport` carries ever
 """
 from __future__ import annotations
 
+import copy
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from .extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name
 from .report import ScoreReport, _finite_or_none, trajectories_by_channel
 
-DETECTORS = ("exam", "fau", "sync", "ridge")
+DETECTORS = ("exam", "fau", "combined", "sync", "ridge")
 MIN_REFERENCE_USABLE_S = 4.0
 """Less face-and-speech than one 4 s window in the reference cannot personalise anything."""
 SHORT_REFERENCE_S = 20.0
@@ -40,6 +41,10 @@ def load_detector(name: str) -> Detector:
         from .detectors.fau import FauDetector
 
         return _from_assets(FauDetector.from_pretrained, fau_model_dir(), "FauForensics model", "train-fau")
+    if name == "combined":
+        from .detectors.combined import CombinedDetector
+
+        return CombinedDetector(load_detector("exam"), load_detector("fau"))
     if name == "sync":
         from .detectors.baselines import SyncBaseline
 
@@ -60,11 +65,24 @@ def _from_assets(loader, path: Path, what: str, command: str):
 
 def detector_fingerprint(name: str) -> str:
     """A hash of the weights a profile was made with, so a profile never meets a different model."""
-    location = {"exam": exam_base_dir(), "ridge": ridge_generic_path()}.get(name)
+    if name == "combined":
+        return detector_fingerprint("exam") + detector_fingerprint("fau")
+    location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
     if location is None:
         return ""
     files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
     return file_sha256(files[0]) if files and files[0].is_file() else ""
+
+
+def without_trajectories(detector: Detector) -> Detector:
+    """A shallow copy that skips the generated trajectory (only plots need it): for calibration and evaluation."""
+    if getattr(detector, "generation_steps", 0):
+        detector = copy.copy(detector)
+        detector.generation_steps = 0
+    if hasattr(detector, "exam"):
+        detector = copy.copy(detector)
+        detector.exam = without_trajectories(detector.exam)
+    return detector
 
 
 def usable_seconds(clip: ClipFeatures) -> float:
@@ -96,8 +114,9 @@ def enroll_clips(name: str, clips: Sequence[ClipFeatures], detectors: Sequence[s
             progress((i + fraction) * share, f"{label}: {message}")
 
         started = time.perf_counter()
-        genuine = cross_validated_scores(detector, clips, lambda f, m: step(0.66 * f, m))
-        person = detector.enroll(clips, lambda f, m: step(0.66 + 0.34 * f, m))
+        quick = without_trajectories(detector)
+        genuine = cross_validated_scores(quick, clips, lambda f, m: step(0.66 * f, m))
+        person = quick.enroll(clips, lambda f, m: step(0.66 + 0.34 * f, m))
         calibration = calibrate(genuine)
         if not calibration.reliable:
             warnings.append(f"{name_of_detector}: only {len(calibration.genuine_scores)} held-out genuine windows "
@@ -151,9 +170,12 @@ def check_profile(profile: Profile, detector_name: str) -> PersonModel:
 
 
 def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name: str = "exam",
-               settings: dict | None = None) -> ScoreReport:
-    """Score one analysed clip and turn the score into a verdict with its reasons."""
-    detector = load_detector(detector_name)
+               settings: dict | None = None, detector: Detector | None = None) -> ScoreReport:
+    """Score one analysed clip and turn the score into a verdict with its reasons.
+
+    ``detector`` overrides the shipped one of that name (e.g. :func:`without_trajectories` in evaluation).
+    """
+    detector = detector or load_detector(detector_name)
     person = None
     if detector.requires_enrollment:
         if profile is None:

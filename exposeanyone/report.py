@@ -17,6 +17,8 @@ EXPLANATIONS = {
              "generic talker does; above the threshold: it explains it worse than on their genuine footage."),
     "fau": ("The score is the FauForensics model's probability that face and voice do not belong together, "
             "averaged over 1-second windows; it needs no enrollment."),
+    "combined": ("The score averages EXAM's and FauForensics' window scores, each measured in spreads of that "
+                 "detector's scores on the person's own reference footage (0: as genuine as the reference)."),
     "sync": "The score is minus the best correlation between mouth opening and loudness (a lip-sync check).",
     "ridge": ("The score is a personal linear audio-to-expression model's error divided by a generic one's "
               "(a simple baseline of the EXAM idea)."),
