@@ -207,7 +207,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
     # ----------------------------------------------------------------------------- layout
     with gr.Blocks(title="ExposeAnyone", delete_cache=(3600, 3600)) as demo:
-        report_state = gr.State(None)
+        report_state = gr.State(None, time_to_live=3600)  # a report holds per-frame curves: free it after an hour
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("1. Enroll a person", id="enroll"):

@@ -57,8 +57,8 @@ def robustness_section() -> list[str]:
     data = _load("robustness")
     if not data:
         return []
-    lines = ["", f"Robustness (`{data['command']}`; identity-swap capped at {data['max_impostors']} per person): "
-             "mean AUC and drop in points against the clean run with the same settings.", ""]
+    lines = ["", f"Robustness (`{data['command']}`; negatives: {', '.join(data.get('negatives', []))}): "
+             "mean AUC over persons and its drop in points against the clean run with the same settings.", ""]
     for name, result in data["detectors"].items():
         specs = list(result["corrupted"])
         levels = sorted({s.split(":")[1] for s in specs})

@@ -56,7 +56,7 @@ def audio_swapped(real_clips: Sequence[ClipFeatures]) -> list[ClipFeatures]:
 
 def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], ClipFeatures], detector_name: str,
              negatives: Sequence[str] = NEGATIVE_KINDS, max_impostors: int = 0,
-             progress: ProgressFn = no_progress) -> dict:
+             progress: ProgressFn = no_progress, profiles: dict | None = None) -> dict:
     """Run the protocol for one detector.
 
     Args:
@@ -64,6 +64,7 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         load: ``load(row, is_test)`` returns the row's analysed clip (test clips may be corrupted).
         max_impostors: score at most this many identity-swap clips per POI (0: all), taken evenly
             over the manifest order so every other identity stays represented.
+        profiles: a dict reused across runs: enrollment (on clean references) happens once per POI.
     """
     from .pipeline import enroll_clips, load_detector, score_clip, without_trajectories
 
@@ -76,9 +77,13 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         def step(fraction, message, p=p):
             progress((p + fraction) / max(1, len(pois)), f"{poi}: {message}")
 
-        refs = [load(r, False) for r in rows if r.split == "ref" and r.identity == poi]
-        profile = enroll_clips(poi, refs, [detector_name], lambda f, m: step(0.5 * f, m)) \
-            if detector.requires_enrollment else None
+        profile = None
+        if detector.requires_enrollment:
+            profiles = {} if profiles is None else profiles
+            if (poi, detector_name) not in profiles:
+                refs = [load(r, False) for r in rows if r.split == "ref" and r.identity == poi]
+                profiles[poi, detector_name] = enroll_clips(poi, refs, [detector_name], lambda f, m: step(0.5 * f, m))
+            profile = profiles[poi, detector_name]
         threshold = _threshold(detector, detector_name, profile)
 
         def score(clip: ClipFeatures) -> float:
