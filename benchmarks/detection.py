@@ -13,21 +13,8 @@ import argparse
 import json
 
 from common import RESULTS_DIR, print_table, require_avdata, write_result
-from exposeanyone.evaluation import evaluate
-from exposeanyone.extract import extract_clip
+from exposeanyone.evaluation import clip_loader, evaluate
 from exposeanyone.manifest import read_manifest
-
-
-def clip_loader(corrupt: str | None = None):
-    """``load(row, is_test)`` with an in-memory cache; only test clips are corrupted."""
-    cache = {}
-
-    def load(row, is_test):
-        key = (row.path, is_test)
-        if key not in cache:
-            cache[key] = extract_clip(row.path, corrupt if is_test else None, require_face=False)
-        return cache[key]
-    return load
 
 
 def summary_row(name: str, result: dict) -> list:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 
 from common import print_table, require_avdata, write_result
-from detection import clip_loader
 from exposeanyone.corruptions import CORRUPTIONS
-from exposeanyone.evaluation import evaluate
+from exposeanyone.evaluation import clip_loader, evaluate
 from exposeanyone.manifest import read_manifest
 
 DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]

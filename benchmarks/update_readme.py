@@ -38,10 +38,10 @@ def detection_section() -> list[str]:
     for name, result in data["detectors"].items():
         kinds = result["per_manipulation"]
         false_alarms = result["cross_session_false_alarms"]
+        flagged = f"{false_alarms['flagged']}/{false_alarms['n']}" if false_alarms["n"] else "no threshold"
         lines.append(f"| {name} | {_fmt(result['mean_auc'])} | "
                      f"{_fmt(kinds.get('audio-swap', {}).get('mean_identity_auc'))} | "
-                     f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | "
-                     f"{false_alarms['flagged']}/{false_alarms['n']} |")
+                     f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | {flagged} |")
     open_set = {n: r["open_set"] for n, r in data["detectors"].items() if "open_set" in r}
     if open_set:
         kinds = sorted({k for table in open_set.values() for k in table})

@@ -156,8 +156,7 @@ def run_fit_ridge(args) -> int:
 def run_eval(args) -> int:
     from .cli import _check_output
     from .corruptions import parse_corruption_spec
-    from .evaluation import NEGATIVE_KINDS, evaluate
-    from .extract import extract_clip
+    from .evaluation import NEGATIVE_KINDS, clip_loader, evaluate
     from .manifest import read_manifest
     from .storage import atomic_write_text
 
@@ -168,14 +167,7 @@ def run_eval(args) -> int:
         raise InputError(f"Unknown negative kind(s) {', '.join(sorted(unknown))}; use {', '.join(NEGATIVE_KINDS)}.")
     corrupt = str(parse_corruption_spec(args.corrupt))
     rows = read_manifest(_manifest_path(args.manifest))
-    cache = {}
-
-    def load(row, is_test):
-        key = (row.path, is_test)
-        if key not in cache:
-            cache[key] = extract_clip(row.path, corrupt if is_test else None, require_face=False)
-        return cache[key]
-
+    load = clip_loader(corrupt)
     detectors = [d.strip() for d in args.detector.split(",") if d.strip()]
     results = {d: evaluate(rows, load, d, negatives, args.max_impostors, _printer(f"eval {d}")) for d in detectors}
     payload = {**results[detectors[0]], "corrupt": corrupt, "negatives": negatives, "detectors": results}

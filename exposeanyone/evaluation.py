@@ -39,6 +39,20 @@ class Scored:
     session: str = ""
 
 
+def clip_loader(corrupt: str | None = None) -> Callable[[ManifestRow, bool], ClipFeatures]:
+    """``load(row, is_test)`` for :func:`evaluate`, memoised; only test clips are corrupted."""
+    from .extract import extract_clip
+
+    cache: dict = {}
+
+    def load(row: ManifestRow, is_test: bool) -> ClipFeatures:
+        key = (row.path, is_test)
+        if key not in cache:
+            cache[key] = extract_clip(row.path, corrupt if is_test else None, require_face=False)
+        return cache[key]
+    return load
+
+
 def _auc(genuine: Sequence[float], negatives: Sequence[float]) -> float | None:
     genuine = [s for s in genuine if np.isfinite(s)]
     negatives = [s for s in negatives if np.isfinite(s)]

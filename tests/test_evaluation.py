@@ -81,3 +81,19 @@ def test_combined_detector_fuses_exam_and_fau_on_the_persons_scale(manifest, env
     np.testing.assert_allclose(np.array(report.window_scores, dtype=float), expected, rtol=1e-4)
     assert report.verdict in {"real", "fake"} and np.isfinite(report.threshold)
     assert load_detector("combined").requires_enrollment
+
+
+def test_eval_command_writes_the_documented_json(manifest, environment, tmp_path):
+    import json
+
+    from exposeanyone.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--manifest", str(manifest), "--detector", "sync,ridge", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("mean_auc", "per_identity", "per_manipulation", "detectors", "cross_session_false_alarms"):
+        assert key in result
+    assert set(result["detectors"]) == {"sync", "ridge"}
+    assert set(result["per_identity"]["ann"]) >= {"auc", "n_real", "n_fake"}
+    assert main(["eval", "--manifest", str(manifest), "--negatives", "face-swap", "--json", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
