@@ -528,6 +528,7 @@ def personalize(
     try:
         model.eval()
         model.requires_grad_(False)
+        recent: list[float] = []
         for step in range(steps):
             batch, _ = draw_windows(arrays, rng, batch_size, augmentation, window)
             x0, mel, mask = _tensors(batch, model.device)
@@ -535,8 +536,9 @@ def personalize(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            recent = (recent + [float(loss.detach())])[-10:]
             if (step + 1) % 10 == 0 or step + 1 == steps:
-                progress((step + 1) / steps, f"personalising: step {step + 1}/{steps}")
+                progress((step + 1) / steps, f"personalising: step {step + 1}/{steps}, loss {np.mean(recent):.4f}")
     finally:
         for parameter, flag in zip(model.parameters(), flags):
             parameter.requires_grad_(flag)

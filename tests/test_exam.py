@@ -258,8 +258,11 @@ def test_personalisation_changes_only_the_tokens(pretrained):
         assert torch.equal(value, before[name]), name
     assert tokens.shape == model.null_adapter.shape
     assert (tokens - model.null_adapter.detach()).abs().max() > 1e-3
-    again = personalize(model, [talking_clip(1.4, 6.0, seed=50)], steps=15, seed=0)
+    messages = []
+    again = personalize(model, [talking_clip(1.4, 6.0, seed=50)], steps=15, seed=0,
+                        progress=lambda fraction, message: messages.append((fraction, message)))
     assert torch.equal(tokens, again)
+    assert messages[-1][0] == 1.0 and "step 15/15, loss " in messages[-1][1]  # the app shows the loss
 
 
 # ------------------------------------------------------------------------------------------ detector
