@@ -89,10 +89,13 @@ def speed_section() -> list[str]:
     for detector in ("exam", "fau"):
         timing = _load(f"timing_{detector}")
         if timing:
-            lines += ["", f"{detector} timing (`{timing['command']}`): enrollment "
-                      f"{_fmt(timing.get('enroll_s_per_reference_s'))} s per second of reference (tracking "
-                      f"included); scoring {_fmt(timing.get('score_s_per_clip_s'))} s per second of video end to "
-                      f"end; peak RSS {timing['peak_rss_mb']:.0f} MB."]
+            enrollment = (f"enrollment {_fmt(timing.get('enroll_s_per_reference_s'))} s per second of reference "
+                          "(tracking included); " if timing.get("enroll_60s_reference_s") else "")
+            lines += ["", f"{detector} timing (`{timing['command']}`): {enrollment}scoring a 10 s clip "
+                      f"{_fmt(timing.get('score_10s_clip_model_only_s'))} s for the model alone, "
+                      f"{_fmt(timing.get('score_10s_clip_end_to_end_s'), 2)} s end to end with decoding and tracking "
+                      f"({_fmt(timing.get('score_s_per_clip_s'))} s per second of video); "
+                      f"peak RSS {timing['peak_rss_mb']:.0f} MB."]
     return lines
 
 
