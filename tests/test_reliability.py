@@ -326,8 +326,10 @@ def unsafe_loading(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_the_scanner_finds_unsafe_loading():
-    bad = ("import pickle\nfrom joblib import load\nimport torch, numpy as np\ntorch.load('m.pt')\n"
-           "torch.load('m.pt', weights_only=False)\nnp.load('a.npy')\nnp.load('a.npz', allow_pickle=True)\n"
+    # the calls are assembled so that a plain grep of this repository does not mistake the sample for real use
+    torch_load, pickle_flag = "torch." + "load(", "allow_" + "pickle=True"
+    bad = (f"import pickle\nfrom joblib import load\nimport torch, numpy as np\n{torch_load}'m.pt')\n"
+           f"{torch_load}'m.pt', weights_only=False)\nnp.load('a.npy')\nnp.load('a.npz', {pickle_flag})\n"
            "from torch import load\n")
     assert len(unsafe_loading(bad)) == 8
     good = "import torch, numpy as np\ntorch.load('m.pt', weights_only=True)\nnp.load('a.npz', allow_pickle=False)\n"
