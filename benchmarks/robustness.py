@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from common import print_table, require_avdata, write_result
 from exposeanyone.corruptions import CORRUPTIONS
 from exposeanyone.evaluation import clip_loader, evaluate
@@ -22,8 +24,11 @@ DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]
 
 
 def headline(result: dict) -> dict:
+    """The AUCs, and how many clips could be scored at all (a corruption that hides the face leaves few)."""
     kinds = result["per_manipulation"]
+    scores = [s["score"] for scored in result["scores"].values() for s in scored]
     return {"mean_auc": result["mean_auc"], "seconds": result["seconds"],
+            "scored_clips": int(np.isfinite(scores).sum()), "clips": len(scores),
             "audio_swap_auc": kinds.get("audio-swap", {}).get("mean_identity_auc"),
             "identity_swap_auc": kinds.get("identity-swap", {}).get("auc")}
 
@@ -75,7 +80,8 @@ def _average_drops(runs: dict, levels: list[int]) -> dict:
     averages = {}
     for level in levels:
         drops = [r["mean_auc_drop_points"] for spec, r in runs.items()
-                 if spec.endswith(f":{level}") and r["mean_auc_drop_points"] is not None]
+                 if spec.endswith(f":{level}") and r["mean_auc_drop_points"] is not None
+                 and 2 * r["scored_clips"] >= r["clips"]]  # an AUC over a handful of scorable clips is no measure
         averages[str(level)] = round(sum(drops) / len(drops), 2) if drops else None
     return averages
 
