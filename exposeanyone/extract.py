@@ -50,16 +50,17 @@ def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits
     key = _cache_key(file_hash, options)
     cached = _cache_path(key)
     clip = _load_cached(cached, info.path.name) if use_cache and not refresh_cache else None
-    if clip is None:
+    analysed = clip is None
+    if analysed:
         clip = _analyse(info, spec, limits, progress)
         clip = ClipFeatures(track=clip.track, audio=clip.audio, name=info.path.name,
                             content_hash=file_hash if not spec else key, corruption=str(spec),
                             waveform_envelope=clip.waveform_envelope)
-        if use_cache:
-            _save_cached(cached, clip)
-    if require_face and not clip.track.valid.any():
+    if require_face and not clip.track.valid.any():  # checked before caching: a refused file leaves nothing behind
         raise NoFaceError(f"No face was found in any frame of '{info.path.name}': the detectors need the "
                           "speaker's face visible and facing the camera.")
+    if use_cache and analysed:
+        _save_cached(cached, clip)
     progress(1.0, "analysed")
     return clip
 

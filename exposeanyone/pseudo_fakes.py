@@ -30,11 +30,10 @@ from .action_units import blendshapes_to_action_units
 from .clip import ClipFeatures
 from .config import FPS, MEL_PER_FRAME
 from .errors import InputError
+from .windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 
 WINDOW_FRAMES = FPS
 """Frames per window: 1 s, one learnable query per frame."""
-MIN_FACE_RATIO = 0.5
-MIN_SPEECH_RATIO = 0.25
 
 KIND_LABELS: dict[str, tuple[int, int]] = {
     "real": (0, 0),

@@ -118,3 +118,9 @@ def test_second_face_is_reported_and_one_person_is_followed(bad_input):
 def test_unknown_corruption_is_refused_before_work(talking_clip):
     with pytest.raises(InputError, match="Unknown|unknown"):
         extract_clip(talking_clip, "sepia:2")
+
+
+def test_a_refused_clip_leaves_nothing_in_the_cache(bad_input, tmp_path):
+    with pytest.raises(NoFaceError):
+        extract_clip(bad_input("no_face"))
+    assert not list((tmp_path / "cache").rglob("*.npz"))

@@ -31,7 +31,8 @@ from ..clip import ClipFeatures
 from ..config import torch_device
 from ..errors import InputError
 from ..models.fau import FauForensicsModel
-from ..pseudo_fakes import MIN_FACE_RATIO, MIN_SPEECH_RATIO, WindowBatch, clip_streams
+from ..pseudo_fakes import WindowBatch, clip_streams
+from ..windows import window_usable
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows, no_progress,
                    window_starts)
 
@@ -119,13 +120,13 @@ class FauDetector:
                               extras=extras)
 
     def _usable(self, valid: np.ndarray, speech: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """``(windows,)`` bool: a whole window, with a face in half its frames and speech in a quarter."""
+        """``(windows,)`` bool: a whole window that passes EXAM's rule (:func:`window_usable`)."""
         length = self.window_length
+        inside = starts + length <= len(valid)
         usable = np.zeros(len(starts), dtype=bool)
-        for index, start in enumerate(starts):
-            if start + length <= len(valid):
-                window = slice(start, start + length)
-                usable[index] = valid[window].mean() >= MIN_FACE_RATIO and speech[window].mean() >= MIN_SPEECH_RATIO
+        if inside.any():
+            index = starts[inside, None] + np.arange(length)
+            usable[inside] = window_usable(np.asarray(valid, bool)[index], np.asarray(speech, bool)[index])
         return usable
 
 
