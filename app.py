@@ -48,11 +48,14 @@ the model itself untouched, so the same model with the person's tokens becomes t
 
 To check a clip, its face is tracked (52 MediaPipe blendshapes and the head pose, 25 times a second) and
 its audio turned into a log-mel spectrogram. Every 4-second window with a visible face and speech is noised
-and reconstructed twice: with the person's tokens and with generic ones. Genuine footage of the person is
-reconstructed clearly better with their tokens; a dubbed, lip-synced or face-swapped clip is not, because
-its face was not driven by the person's own way of talking to that audio. The **score** is the ratio of the
-two reconstruction errors, and the **threshold** is set during enrollment on held-out halves of the
-person's own reference footage, so that 5 % of their genuine windows would be flagged.
+and reconstructed several times from the same noise: with the person's tokens and with generic ones, and with
+the clip's own sound and with that sound moved by 1.4-2 seconds. The **score** multiplies two ratios of those
+reconstruction errors: the *identity ratio* (person's tokens ÷ generic ones: does this person's way of talking
+explain the face?) and the *timing ratio* (own sound ÷ moved sound, on the lips: does the face follow its own
+sound?). Genuine footage of the person scores well below 1; a dubbed, lip-synced or face-swapped clip does not,
+because its face was not driven by the person's own way of talking to that audio. The **threshold** is set
+during enrollment on held-out halves of the person's own reference footage, so that 5 % of their genuine
+windows would be flagged.
 
 A second detector, **FauForensics**, needs no enrollment: it checks, second by second, whether each face
 frame matches its own sound (facial action units against audio). It is shown in its own tab when its model

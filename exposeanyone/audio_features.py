@@ -53,8 +53,11 @@ class AudioFeatures:
         """Trimmed, or looped, to exactly ``num_frames`` video frames (used to swap audio between clips)."""
         if self.num_frames == 0:
             raise ValueError("cannot fit empty audio features to a length")
-        index = np.arange(num_frames) % self.num_frames
-        mel_index = (index[:, None] * MEL_PER_FRAME + np.arange(MEL_PER_FRAME)).reshape(-1)
+        return self.at_frames(np.arange(num_frames) % self.num_frames)
+
+    def at_frames(self, index: np.ndarray) -> "AudioFeatures":
+        """The audio of video frames ``index`` ``(frames,)`` int, in that order."""
+        mel_index = (np.asarray(index)[:, None] * MEL_PER_FRAME + np.arange(MEL_PER_FRAME)).reshape(-1)
         return AudioFeatures(mel=self.mel[mel_index], speech=self.speech[index], energy_db=self.energy_db[index])
 
 

@@ -72,9 +72,13 @@ def _target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, tim
 
 def masked_mean_square(difference: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
     """Mean of squares over the known frames and all channels: ``(batch, frames, c)`` -> ``(batch,)``."""
-    weights = frame_mask.to(difference.dtype)
-    per_frame = difference.pow(2).mean(dim=2)
-    return (per_frame * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    return channel_mean_square(difference, frame_mask).mean(dim=1)
+
+
+def channel_mean_square(difference: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of squares over the known frames, per channel: ``(batch, frames, c)`` -> ``(batch, c)``."""
+    weights = frame_mask.to(difference.dtype)[..., None]
+    return (difference.pow(2) * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 def training_loss(
@@ -139,7 +143,7 @@ def reconstruction_errors(
         timesteps: ``(n_timesteps,)`` long.
         noises: ``(n_noises, frames, 58)`` standard normal, shared by all windows.
     Returns:
-        ``(batch,)`` mean squared reconstruction error.
+        ``(batch, 58)`` mean squared reconstruction error per channel (``.mean(-1)``: the window's error).
     """
     device = x0.device
     clean = model.normalize_expressions(x0, frame_mask)
@@ -150,7 +154,7 @@ def reconstruction_errors(
     # draw index d = (timestep i, noise j): row b * per_window + d
     draw_t = timesteps.to(device).repeat_interleave(n_noise)
     draw_noise = noises.to(device).repeat(n_t, 1, 1)
-    errors = torch.empty(batch * per_window, device=device)
+    errors = torch.empty((batch * per_window, channels), device=device)
     windows_per_pass = max(1, MAX_FORWARD_BATCH // per_window)
     for start in range(0, batch, windows_per_pass):
         stop = min(batch, start + windows_per_pass)
@@ -163,8 +167,8 @@ def reconstruction_errors(
         encoded = model.encode_audio(audio[start:stop]).repeat_interleave(per_window, dim=0)
         output = model(noisy, t_rows, None, adapter_tokens=tokens[start:stop].repeat_interleave(per_window, dim=0),
                        frame_mask=mask_rows, encoded_audio=encoded).sample
-        errors[rows] = masked_mean_square(predicted_x0(scheduler, output, noisy, t_rows) - clean_rows, mask_rows)
-    return errors.reshape(batch, per_window).mean(dim=1)
+        errors[rows] = channel_mean_square(predicted_x0(scheduler, output, noisy, t_rows) - clean_rows, mask_rows)
+    return errors.reshape(batch, per_window, channels).mean(dim=1)
 
 
 @torch.no_grad()

@@ -152,7 +152,7 @@ def _add_audio_row(figure: go.Figure, report: ScoreReport, row: int) -> None:
 
 
 def av_consistency_figure(report: ScoreReport) -> go.Figure:
-    """FauForensics: each frame's audio-visual match and the windows' fake probability."""
+    """FauForensics: each frame's audio-visual match and the windows' timing score."""
     title = "FauForensics: does each face frame match its own sound?"
     consistency = report.extras.get("av_consistency")
     if report.detector != "fau" or not consistency:
@@ -160,16 +160,17 @@ def av_consistency_figure(report: ScoreReport) -> go.Figure:
                               "had no usable 1 s window).", title)
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                            subplot_titles=["audio-visual consistency per frame (1 = face matches its sound)",
-                                           "fake probability per frame (mean of the 1 s windows covering it)"])
+                                           "score per frame: fake evidence with its own sound minus with sound "
+                                           "moved 1.4-2 s (below 0: own sound fits better)"])
     figure.add_trace(go.Scatter(x=_times(len(consistency), report.fps), y=consistency, mode="lines",
                                 name="audio-visual consistency", line={"color": OBSERVED_COLOUR, "width": 2}),
                      row=1, col=1)
     figure.add_trace(go.Scatter(x=_times(len(report.frame_scores), report.fps), y=report.frame_scores,
-                                mode="lines", name="fake probability", line={"color": SCORE_COLOUR, "width": 2}),
+                                mode="lines", name="score", line={"color": SCORE_COLOUR, "width": 2}),
                      row=2, col=1)
     if _finite(report.threshold):
         figure.add_hline(y=report.threshold, line={"color": THRESHOLD_COLOUR, "dash": "dash"}, row=2, col=1)
     figure.update_yaxes(range=[0, 1.02], row=1, col=1)
-    figure.update_yaxes(range=[0, 1.02], row=2, col=1)
+    figure.update_yaxes(title_text="logit difference", row=2, col=1)
     figure.update_xaxes(title_text="time (s)", row=2, col=1)
     return _layout(figure, title, 490, subplot_titles=True)

@@ -12,11 +12,15 @@ import numpy as np
 from .track import EXPRESSION_NAMES
 
 EXPLANATIONS = {
-    "exam": ("The score is the EXAM model's reconstruction error on this clip with the person's adapter, divided "
-             "by its error without it. Below 1: the person's own way of talking explains the face better than a "
-             "generic talker does; above the threshold: it explains it worse than on their genuine footage."),
-    "fau": ("The score is the FauForensics model's probability that face and voice do not belong together, "
-            "averaged over 1-second windows; it needs no enrollment."),
+    "exam": ("The score multiplies two ratios of the EXAM model's reconstruction errors. Identity: its error with "
+             "the person's adapter divided by its error without it (below 1: this person's way of talking explains "
+             "the face better than a generic talker's). Timing: its error on the lips with the clip's own sound "
+             "divided by its error with the sound moved by 1.4-2 s (below 1: the face follows its own sound). "
+             "Above the threshold: the face is explained worse than on the person's genuine footage."),
+    "fau": ("The score is how much more the FauForensics model believes face and voice do not belong together "
+            "with the clip's own sound than with the same sound moved by 1.4-2 s (a difference of log-odds, "
+            "averaged over 1-second windows). Genuine speech scores well below 0: its own sound fits it best. "
+            "At or above 0 the face fits its own sound no better than sound it did not make. No enrollment."),
     "combined": ("The score averages EXAM's and FauForensics' window scores, each measured in spreads of that "
                  "detector's scores on the person's own reference footage (0: as genuine as the reference)."),
     "sync": "The score is minus the best correlation between mouth opening and loudness (a lip-sync check).",

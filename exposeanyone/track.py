@@ -34,6 +34,10 @@ POSE_NAMES: tuple[str, ...] = ("headPitch", "headYaw", "headRoll", "headX", "hea
 EXPRESSION_NAMES: tuple[str, ...] = BLENDSHAPE_NAMES + POSE_NAMES
 """The 58 expression channels the detectors model: blendshapes then head pose."""
 
+SPEECH_CHANNELS: tuple[int, ...] = tuple(i for i, name in enumerate(EXPRESSION_NAMES)
+                                         if name.startswith(("jaw", "mouth")))
+"""Indices of the 27 jaw and mouth channels: the ones speech moves directly."""
+
 N_LANDMARKS = 478
 MOUTH_CROP_SIZE = 32
 TRACK_FORMAT_VERSION = 1
@@ -65,7 +69,7 @@ class Track:
     max_faces: int = 0
     """The most faces seen in any one frame (more than 1: other people were present)."""
     multi_face_frames: int = 0
-    """How many frames showed more than one face."""
+    """About how many frames showed more than one face (other faces are searched for once a second)."""
     extra: dict = field(default_factory=dict)
     """JSON-serialisable notes from the tracker (options, model hash)."""
 

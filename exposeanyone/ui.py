@@ -345,6 +345,7 @@ def report_markdown(report: ScoreReport) -> str:
         lines.append(f"| genuine windows scoring lower | {summary['score_percentile']:.0f}% | share of the "
                      f"person's {summary['genuine_windows']} held-out genuine reference windows that scored "
                      "below this clip |")
+    lines += _component_rows(report)
     lines += [f"| windows scored | {summary['windows_scored']} of {summary['windows_total']} | sliding windows "
               "with enough visible face and speech to be scored; the score is their mean |",
               f"| usable footage | {report.usable_seconds:.1f} s of {report.duration_s:.1f} s | seconds with both "
@@ -364,6 +365,27 @@ def report_markdown(report: ScoreReport) -> str:
     lines += ["", f"**What the score means.** {report.explanation}", "",
               f"**What it does not prove.** {LIMITS_NOTE}"]
     return "\n".join(lines)
+
+
+COMPONENTS = {
+    "identity_ratio": ("identity ratio", "error with the person's tokens ÷ without them; below 1: their way of "
+                                         "talking explains the face"),
+    "timing_ratio": ("timing ratio", "lip error with the clip's own sound ÷ with the sound moved 1.4-2 s; below 1: "
+                                     "the face follows its own sound"),
+    "fake_probability": ("fake probability, own sound", "the model's raw belief that face and voice do not belong "
+                                                        "together; it shifts with camera and person, hence the score "
+                                                        "compares it with moved sound"),
+}
+
+
+def _component_rows(report: ScoreReport) -> list[str]:
+    """One table row per ingredient of the score the detector reports (mean over scored windows)."""
+    rows = []
+    for key, (label, meaning) in COMPONENTS.items():
+        values = [v for v in report.extras.get(key) or [] if v is not None and math.isfinite(v)]
+        if values:
+            rows.append(f"| {label} | {_text(sum(values) / len(values))} | {meaning} (mean over windows) |")
+    return rows
 
 
 def write_report_files(report: ScoreReport, folder: Path) -> tuple[Path, Path]:

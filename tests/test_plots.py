@@ -121,7 +121,7 @@ def test_figures_serialise_to_json_without_nan():
 
 
 def test_report_summary_and_markdown_explain_every_number():
-    report = make_report()
+    report = make_report(extras={"identity_ratio": [0.97, None, 0.99], "timing_ratio": [0.8, 0.9, None]})
     summary = ui.report_summary(report)
     assert summary["verdict"] == report.verdict and summary["threshold"] == 1.0
     assert summary["windows_scored"] == 3 and summary["suspicious_segments_s"] == [(3.0, 5.0)]
@@ -131,6 +131,7 @@ def test_report_summary_and_markdown_explain_every_number():
             cells = [c.strip() for c in row.strip("|").split("|")]
             assert len(cells) == 3 and len(cells[2].split()) >= 5, row  # a value and a sentence about it
     assert "What it does not prove" in text and "a warning" in text and "blur:3" in text
+    assert "| identity ratio | 0.980 |" in text and "| timing ratio | 0.850 |" in text
 
 
 def test_suspicious_segments_ignore_blips_and_missing_threshold():

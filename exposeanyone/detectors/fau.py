@@ -4,10 +4,17 @@ It needs no enrollment: one model, trained once, scores anyone. :meth:`FauDetect
 returns an empty :class:`PersonModel` rather than raising, so that code which enrolls every detector
 for a person keeps working; :meth:`FauDetector.score` ignores ``person``.
 
-Scores are the joint head's fake probability of 1 s windows (25 frames) taken every ``stride``
-frames; the clip score is their mean over the windows with a face in at least half the frames and
-speech in at least a quarter. ``extras`` carries, JSON-ready:
+A window's score compares the joint head's fake logit with the clip's own audio against its mean
+with the audio moved by 1.4-2 s (:mod:`~exposeanyone.audio_reference`): how much *less* the face
+matches its own soundtrack than a soundtrack it did not make. Genuine speech scores well below 0;
+a face driven by other speech scores about 0, since no timing fits it. The raw probability alone
+shifts with the camera, the person and the language (on the avdata persons of interest, trained on
+GRID, it called 86 % of genuine clips fake at one half); the difference carries over, so the
+threshold is 0 without calibration: "no better with its own audio than with moved audio". Windows are
+1 s (25 frames) every ``stride`` frames; the clip score is the mean over the windows with a face in at
+least half the frames and speech in at least a quarter. ``extras`` carries, JSON-ready:
 
+- ``fake_probability``: ``(windows,)`` the joint head's probability with the clip's own audio;
 - ``av_consistency``: ``(frames,)`` each frame's audio-visual match, the diagonal of the windows'
   audio-visual similarity maps (probability that the frame's face matches its own audio frame rather
   than another one of the second), averaged over the usable windows covering it (``None`` if none);
@@ -31,7 +38,8 @@ from ..clip import ClipFeatures
 from ..config import torch_device
 from ..errors import InputError
 from ..models.fau import FauForensicsModel
-from ..pseudo_fakes import WindowBatch, clip_streams
+from ..audio_reference import reference_shifts, shifted_audio
+from ..pseudo_fakes import ClipStreams, WindowBatch, clip_streams
 from ..windows import window_usable
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows, no_progress,
                    window_starts)
@@ -76,11 +84,12 @@ class FauDetector:
         return cls(model, **kwargs)
 
     def default_calibration(self) -> Calibration:
-        """The threshold shipped with the model (``calibration.json``), else an uncalibrated 0.5."""
+        """The threshold shipped with the model (``calibration.json``), else 0 (see the module docstring)."""
         if self.calibration:
             return Calibration.from_json(self.calibration)
-        return Calibration(threshold=0.5, false_alarm_rate=float("nan"), genuine_scores=[],
-                           method="uncalibrated: fake probability above one half")
+        return Calibration(threshold=0.0, false_alarm_rate=float("nan"), genuine_scores=[],
+                           method="no calibration needed: the face matches its own audio no better than "
+                                  "audio moved by 1.4-2 s")
 
     def enroll(self, clips: Sequence[ClipFeatures], progress: ProgressFn = no_progress) -> PersonModel:
         """Nothing to learn about a person: an empty model (see the module docstring)."""
@@ -92,25 +101,22 @@ class FauDetector:
         length = self.window_length
         streams = clip_streams(clip)
         starts = window_starts(clip.num_frames, length, self.stride)
-        usable = self._usable(streams.valid, streams.speech, starts)
-        scores = np.full(len(starts), np.nan)
+        chosen = np.flatnonzero(self._usable(streams.valid, streams.speech, starts))
+        shifts = reference_shifts(clip.num_frames)
+        own_logits, outputs = self._fake_logits(streams, starts[chosen])
+        moved = [self._fake_logits(clip_streams(shifted_audio(clip, shift)), starts[chosen])[0] for shift in shifts]
+        scores, probability = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
         audio_scores, visual_scores = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
         diagonals = np.full((len(starts), length), np.nan)
-        maps: dict[int, np.ndarray] = {}
-        chosen = np.flatnonzero(usable)
-        for begin in range(0, len(chosen), self.batch_size):
-            part = chosen[begin:begin + self.batch_size]
-            batch = WindowBatch.stack([streams.window(int(starts[i]), length) for i in part],
-                                      [(0, 0, 0)] * len(part), ["scored"] * len(part))
-            with torch.inference_mode():
-                output = self.model(**batch.model_inputs(str(next(self.model.parameters()).device)))
-            scores[part] = output.fake_probability().double().cpu().numpy()
-            audio_scores[part] = output.audio_logits.softmax(-1)[:, 1].double().cpu().numpy()
-            visual_scores[part] = output.visual_logits.softmax(-1)[:, 1].double().cpu().numpy()
-            av = output.av_similarity.double().cpu().numpy()
-            diagonals[part] = np.diagonal(av, axis1=1, axis2=2)
-            maps.update({int(i): matrix for i, matrix in zip(part, av)})
-        extras = {"stride": self.stride,
+        if len(chosen) and moved:
+            scores[chosen] = own_logits - np.mean(moved, axis=0)
+        if len(chosen):
+            probability[chosen] = 1.0 / (1.0 + np.exp(-own_logits))
+            audio_scores[chosen], visual_scores[chosen] = outputs["audio"], outputs["visual"]
+            diagonals[chosen] = np.diagonal(outputs["av"], axis1=1, axis2=2)
+        maps = {int(i): matrix for i, matrix in zip(chosen, outputs["av"])}
+        extras = {"stride": self.stride, "audio_shifts": shifts,
+                  "fake_probability": _json_floats(probability),
                   "av_consistency": _json_floats(_frame_means(clip.num_frames, starts, diagonals)),
                   "audio_scores": _json_floats(audio_scores), "visual_scores": _json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
@@ -118,6 +124,27 @@ class FauDetector:
                               window_length=length, window_scores=scores,
                               frame_scores=frame_scores_from_windows(clip.num_frames, starts, length, scores),
                               extras=extras)
+
+    def _fake_logits(self, streams: ClipStreams, starts: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(windows,)`` joint fake logits of the windows at ``starts``, and the auxiliary heads'
+        probabilities and audio-visual maps ``(windows, 25, 25)``."""
+        length = self.window_length
+        logits, audio, visual, av = [], [], [], []
+        for begin in range(0, len(starts), self.batch_size):
+            part = starts[begin:begin + self.batch_size]
+            batch = WindowBatch.stack([streams.window(int(start), length) for start in part],
+                                      [(0, 0, 0)] * len(part), ["scored"] * len(part))
+            with torch.inference_mode():
+                output = self.model(**batch.model_inputs(str(next(self.model.parameters()).device)))
+            logits.append((output.joint_logits[:, 1] - output.joint_logits[:, 0]).double().cpu().numpy())
+            audio.append(output.audio_logits.softmax(-1)[:, 1].double().cpu().numpy())
+            visual.append(output.visual_logits.softmax(-1)[:, 1].double().cpu().numpy())
+            av.append(output.av_similarity.double().cpu().numpy())
+        empty = np.zeros(0)
+        return (np.concatenate(logits) if logits else empty,
+                {"audio": np.concatenate(audio) if audio else empty,
+                 "visual": np.concatenate(visual) if visual else empty,
+                 "av": np.concatenate(av) if av else np.zeros((0, length, length))})
 
     def _usable(self, valid: np.ndarray, speech: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """``(windows,)`` bool: a whole window that passes EXAM's rule (:func:`window_usable`)."""
