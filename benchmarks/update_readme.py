@@ -33,14 +33,15 @@ def detection_section() -> list[str]:
     if not data:
         return ["_No detection results yet: run `python benchmarks/detection.py`._"]
     lines = [f"Dev manifest, clip level (`{data['command']}`, {data['date']}):", "",
-             "| detector | mean AUC | audio-swap (dubbing) AUC, mean per person | identity-swap AUC | "
-             "cross-session false alarms |", "|---|---|---|---|---|"]
+             "| detector | mean AUC | audio-swap (dubbing) AUC, mean per person | audio-swap AUC, pooled | "
+             "identity-swap AUC | cross-session false alarms |", "|---|---|---|---|---|---|"]
     for name, result in data["detectors"].items():
         kinds = result["per_manipulation"]
         false_alarms = result["cross_session_false_alarms"]
         flagged = f"{false_alarms['flagged']}/{false_alarms['n']}" if false_alarms["n"] else "no threshold"
         lines.append(f"| {name} | {_fmt(result['mean_auc'])} | "
                      f"{_fmt(kinds.get('audio-swap', {}).get('mean_identity_auc'))} | "
+                     f"{_fmt(kinds.get('audio-swap', {}).get('auc'))} | "
                      f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | {flagged} |")
     open_set = {n: r["open_set"] for n, r in data["detectors"].items() if "open_set" in r}
     if open_set:

@@ -27,6 +27,16 @@ EXPLANATIONS = {
     "ridge": ("The score is a personal linear audio-to-expression model's error divided by a generic one's "
               "(a simple baseline of the EXAM idea)."),
 }
+SCORE_COMPONENTS = {
+    "identity_ratio": ("identity ratio", "error with the person's tokens ÷ without them; below 1: their way of "
+                                         "talking explains the face"),
+    "timing_ratio": ("timing ratio", "lip error with the clip's own sound ÷ with the sound moved 1.4-2 s; below 1: "
+                                     "the face follows its own sound"),
+    "fake_probability": ("fake probability, own sound", "the model's raw belief that face and voice do not belong "
+                                                        "together; it shifts with camera and person, hence the score "
+                                                        "compares it with moved sound"),
+}
+"""Per-window ingredients a detector may put in ``extras``: key -> (label, what it means)."""
 LIMITS_NOTE = ("A score is evidence, not proof: it compares this clip with the reference footage of the enrolled "
                "person only, needs audible speech and a visible face, and can be thrown off by a very different "
                "recording set-up (camera, language, emotion) than the reference.")
@@ -92,6 +102,15 @@ class ScoreReport:
                              observed[i] if observed else "", generated[i] if generated else ""])
         return buffer.getvalue()
 
+    def component_means(self) -> dict[str, float]:
+        """The mean over scored windows of each :data:`SCORE_COMPONENTS` entry the detector reported."""
+        means = {}
+        for key in SCORE_COMPONENTS:
+            values = [float(v) for v in self.extras.get(key) or [] if v is not None and math.isfinite(float(v))]
+            if values:
+                means[key] = sum(values) / len(values)
+        return means
+
     def summary_lines(self) -> list[str]:
         score = "n/a" if not math.isfinite(self.score) else f"{self.score:.4f}"
         threshold = "n/a" if not math.isfinite(self.threshold) else f"{self.threshold:.4f}"
@@ -101,6 +120,10 @@ class ScoreReport:
                  f"clip: {self.clip.get('name')}, {self.duration_s:.1f} s at {self.fps:g} fps; face in "
                  f"{self.face_detected_ratio:.0%} of frames, speech in {self.speech_ratio:.0%}; "
                  f"{self.usable_seconds:.1f} s usable"]
+        components = self.component_means()
+        if components:
+            lines.append("  ".join(f"{SCORE_COMPONENTS[key][0]}: {value:.4f}" for key, value in components.items())
+                         + " (means over windows)")
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
 

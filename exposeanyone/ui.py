@@ -24,7 +24,7 @@ from .detectors.base import ProgressFn, no_progress
 from .errors import InputError
 from .pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from .profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
-from .report import LIMITS_NOTE, ScoreReport
+from .report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
 from .track import EXPRESSION_NAMES
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -367,25 +367,10 @@ def report_markdown(report: ScoreReport) -> str:
     return "\n".join(lines)
 
 
-COMPONENTS = {
-    "identity_ratio": ("identity ratio", "error with the person's tokens ÷ without them; below 1: their way of "
-                                         "talking explains the face"),
-    "timing_ratio": ("timing ratio", "lip error with the clip's own sound ÷ with the sound moved 1.4-2 s; below 1: "
-                                     "the face follows its own sound"),
-    "fake_probability": ("fake probability, own sound", "the model's raw belief that face and voice do not belong "
-                                                        "together; it shifts with camera and person, hence the score "
-                                                        "compares it with moved sound"),
-}
-
-
 def _component_rows(report: ScoreReport) -> list[str]:
     """One table row per ingredient of the score the detector reports (mean over scored windows)."""
-    rows = []
-    for key, (label, meaning) in COMPONENTS.items():
-        values = [v for v in report.extras.get(key) or [] if v is not None and math.isfinite(v)]
-        if values:
-            rows.append(f"| {label} | {_text(sum(values) / len(values))} | {meaning} (mean over windows) |")
-    return rows
+    return [f"| {SCORE_COMPONENTS[key][0]} | {_text(value)} | {SCORE_COMPONENTS[key][1]} (mean over windows) |"
+            for key, value in report.component_means().items()]
 
 
 def write_report_files(report: ScoreReport, folder: Path) -> tuple[Path, Path]:

@@ -132,6 +132,8 @@ def test_report_summary_and_markdown_explain_every_number():
             assert len(cells) == 3 and len(cells[2].split()) >= 5, row  # a value and a sentence about it
     assert "What it does not prove" in text and "a warning" in text and "blur:3" in text
     assert "| identity ratio | 0.980 |" in text and "| timing ratio | 0.850 |" in text
+    assert "identity ratio: 0.9800  timing ratio: 0.8500 (means over windows)" in report.summary_lines()
+    assert "identity ratio" not in "\n".join(make_report().summary_lines())
 
 
 def test_suspicious_segments_ignore_blips_and_missing_threshold():
