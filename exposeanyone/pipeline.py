@@ -219,8 +219,8 @@ def _calibration_for(detector: Detector, name: str, profile: Profile | None) -> 
 def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
     warnings = []
     if clip.track.max_faces > 1:
-        warnings.append(f"More than one face appeared (in about {clip.track.multi_face_frames} frames); the "
-                        "face found first was followed throughout.")
+        warnings.append(f"More than one face appeared ({clip.track.multi_face_frames} frames); the largest, "
+                        "steadiest face was followed throughout.")
     if clip.audio.speech_ratio < 0.2:
         warnings.append(f"Speech is audible in only {clip.audio.speech_ratio:.0%} of the clip.")
     if profile is not None:

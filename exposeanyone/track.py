@@ -69,7 +69,7 @@ class Track:
     max_faces: int = 0
     """The most faces seen in any one frame (more than 1: other people were present)."""
     multi_face_frames: int = 0
-    """About how many frames showed more than one face (other faces are searched for once a second)."""
+    """How many frames showed more than one face."""
     extra: dict = field(default_factory=dict)
     """JSON-serialisable notes from the tracker (options, model hash)."""
 

@@ -1,10 +1,8 @@
 """Face tracking with MediaPipe FaceLandmarker: frames in, a :class:`~exposeanyone.track.Track` out.
 
 One landmarker per video in VIDEO mode (its tracker carries state between frames and needs strictly
-increasing timestamps) follows one face: once found, MediaPipe tracks it from frame to frame instead of
-searching the whole image again. Searching every frame for a second face costs a fifth of the tracking
-speed, so a second, IMAGE-mode landmarker looks for other people once every
-:data:`FACE_CHECK_INTERVAL` frames; a person who appears for less than that may go unreported.
+increasing timestamps). Up to two faces are detected so that a second person is noticed; the tracked
+person is the largest face at the start and, after that, whichever face continues its path.
 """
 from __future__ import annotations
 
@@ -20,8 +18,7 @@ from .track import MOUTH_CROP_SIZE, N_LANDMARKS, Track
 
 MAX_GAP_FRAMES = 5
 """Gaps up to this long (0.2 s) are interpolated; longer ones stay invalid."""
-FACE_CHECK_INTERVAL = 25
-"""Frames between searches for other faces (1 s)."""
+MAX_FACES = 2
 MOUTH_LEFT, MOUTH_RIGHT, UPPER_LIP, LOWER_LIP = 61, 291, 13, 14
 MOUTH_CROP_SCALE = 1.8
 """The mouth crop is this many mouth-widths wide, so lips and chin fit at any distance from the camera."""
@@ -73,17 +70,15 @@ class FaceTracker:
     Use as a context manager; call :meth:`add` for each 25 fps frame in order, then :meth:`finish`.
     """
 
-    def __init__(self, fps: float = FPS, face_check_interval: int = FACE_CHECK_INTERVAL) -> None:
+    def __init__(self, fps: float = FPS) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
-        model = BaseOptions(model_asset_path=str(face_landmarker_path()))
-        self._landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-            base_options=model, running_mode=vision.RunningMode.VIDEO, num_faces=1,
-            output_face_blendshapes=True, output_facial_transformation_matrixes=True))
-        self._face_counter = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-            base_options=model, running_mode=vision.RunningMode.IMAGE, num_faces=2))
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
+            running_mode=vision.RunningMode.VIDEO, num_faces=MAX_FACES,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self.fps = fps
-        self.face_check_interval = max(1, int(face_check_interval))
         self._faces: list[_Face | None] = []
         self._mouths: list[np.ndarray] = []
         self._frame_size = (0, 0)
@@ -95,7 +90,6 @@ class FaceTracker:
 
     def __exit__(self, *exc) -> None:
         self._landmarker.close()
-        self._face_counter.close()
 
     def add(self, rgb: np.ndarray) -> bool:
         """Track one ``(height, width, 3)`` uint8 RGB frame; returns whether the person was found."""
@@ -110,25 +104,28 @@ class FaceTracker:
                        np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32))
                  for shapes, matrix, points in zip(result.face_blendshapes, result.facial_transformation_matrixes,
                                                    result.face_landmarks)]
-        if index % self.face_check_interval == 0:
-            self._count_faces(image, len(faces))
-        face = faces[0] if faces else None
+        self._max_faces = max(self._max_faces, len(faces))
+        self._multi_face_frames += len(faces) > 1
+        face = self._pick(faces)
         self._faces.append(face)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if face is not None else None
         self._mouths.append(mouth_crop(grey, face.landmarks) if face is not None
                             else np.zeros((MOUTH_CROP_SIZE, MOUTH_CROP_SIZE), np.uint8))
         return face is not None
 
-    def _count_faces(self, image, tracked: int) -> None:
-        """Search the whole frame for faces; a frame with several counts for the interval it stands for."""
-        count = max(tracked, len(self._face_counter.detect(image).face_landmarks))
-        self._max_faces = max(self._max_faces, count)
-        self._multi_face_frames += self.face_check_interval if count > 1 else 0
+    def _pick(self, faces: list[_Face]) -> _Face | None:
+        if not faces:
+            return None
+        previous = next((f for f in reversed(self._faces[-MAX_GAP_FRAMES * 5:]) if f is not None), None)
+        if previous is None:
+            return max(faces, key=lambda f: f.size)
+        # the person continues where they were, at about the size they were
+        return min(faces, key=lambda f: float(np.linalg.norm(f.centre - previous.centre))
+                   + abs(math.log(f.size / max(previous.size, 1e-6))))
 
     def finish(self) -> Track:
         """The collected track, with short gaps interpolated."""
         n = len(self._faces)
-        self._multi_face_frames = min(self._multi_face_frames, n)
         seen = np.array([f is not None for f in self._faces], dtype=bool)
         blendshapes = np.zeros((n, 52), np.float32)
         pose = np.zeros((n, 6), np.float32)
@@ -145,7 +142,7 @@ class FaceTracker:
                      mouth=mouth, valid=seen | filled, interpolated=filled, frame_size=tuple(self._frame_size),
                      max_faces=self._max_faces, multi_face_frames=self._multi_face_frames,
                      extra={"tracker": "mediapipe-face-landmarker", "model_sha256": FACE_LANDMARKER_SHA256,
-                            "max_gap_frames": MAX_GAP_FRAMES, "face_check_interval": self.face_check_interval})
+                            "max_gap_frames": MAX_GAP_FRAMES})
 
 
 def short_gaps(seen: np.ndarray, max_gap: int) -> np.ndarray:
