@@ -368,9 +368,16 @@ def report_markdown(report: ScoreReport) -> str:
 
 
 def _component_rows(report: ScoreReport) -> list[str]:
-    """One table row per ingredient of the score the detector reports (mean over scored windows)."""
-    return [f"| {SCORE_COMPONENTS[key][0]} | {_text(value)} | {SCORE_COMPONENTS[key][1]} (mean over windows) |"
+    """One table row per ingredient of the score the detector reports (mean over scored windows), and
+    the audio offset when the detector estimated one."""
+    rows = [f"| {SCORE_COMPONENTS[key][0]} | {_text(value)} | {SCORE_COMPONENTS[key][1]} (mean over windows) |"
             for key, value in report.component_means().items()]
+    offset = report.extras.get("audio_offset")
+    if offset:
+        rows.append(f"| audio offset | {offset['milliseconds']:+d} ms | where the sound fits the face best "
+                    "(positive: the sound comes after the face); a constant offset from re-encoding is common and "
+                    "is flagged from 120 ms |")
+    return rows
 
 
 def write_report_files(report: ScoreReport, folder: Path) -> tuple[Path, Path]:

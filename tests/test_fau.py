@@ -259,6 +259,19 @@ def test_trained_model_ranks_shifted_audio_above_genuine(trained):
     assert roc_auc(np.concatenate(genuine), np.concatenate(shifted)) > 0.8
 
 
+def test_detector_finds_a_constant_audio_offset(trained):
+    result, _ = trained
+    detector = FauDetector(result.model, stride=5)
+    found = []
+    for seed in (100, 101, 102):
+        late = shifted_audio(talking_clip(seed, frames=200), -6)  # frame i hears the sound of frame i - 6
+        found.append(detector.estimate_offset(late).frames)
+    assert np.median(found) >= 4, found  # the sound comes after the face
+    output = detector.score(shifted_audio(talking_clip(100, frames=200), -6))
+    assert output.extras["audio_offset"]["frames"] == found[0]
+    assert bool(output.warnings) == output.extras["audio_offset"]["noticeable"]
+
+
 def test_detector_output_is_deterministic_and_json_ready(trained):
     result, _ = trained
     detector = FauDetector(result.model, stride=7)

@@ -134,6 +134,9 @@ def test_report_summary_and_markdown_explain_every_number():
     assert "| identity ratio | 0.980 |" in text and "| timing ratio | 0.850 |" in text
     assert "identity ratio: 0.9800  timing ratio: 0.8500 (means over windows)" in report.summary_lines()
     assert "identity ratio" not in "\n".join(make_report().summary_lines())
+    fau = ui.report_markdown(make_report(detector="fau", extras={"audio_offset": {"frames": -4, "milliseconds": -160,
+                                                                                  "margin": 1.2, "noticeable": True}}))
+    assert "| audio offset | -160 ms |" in fau
 
 
 def test_suspicious_segments_ignore_blips_and_missing_threshold():

@@ -51,6 +51,8 @@ class DetectorOutput:
     """Optional curves for plots, e.g. ``{"observed": (frames, 58), "generated": (frames, 58)}``."""
     extras: dict = field(default_factory=dict)
     """Detector-specific JSON-serialisable details (e.g. an audio-visual similarity matrix)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the detector noticed that a user should know besides the score (one sentence each)."""
 
     @property
     def usable_windows(self) -> int:

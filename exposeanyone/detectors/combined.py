@@ -50,7 +50,8 @@ class CombinedDetector:
             raise ProfileError("The combined detector needs a profile enrolled with it; enroll the person again.")
         exam_mean, exam_spread, fau_mean, fau_spread = person.tensors["reference_stats"].astype(float)
         exam_output = self.exam.score(clip, _exam_part(person))
-        fau_windows = self._fau_on_exam_windows(clip, exam_output)
+        fau_output = self.fau.score(clip)
+        fau_windows = _on_windows(fau_output.frame_scores, exam_output)
         fused = ((exam_output.window_scores - exam_mean) / exam_spread + (fau_windows - fau_mean) / fau_spread) / 2
         return DetectorOutput(
             detector=self.name, score=clip_score(fused), window_starts=exam_output.window_starts,
@@ -58,21 +59,22 @@ class CombinedDetector:
             frame_scores=frame_scores_from_windows(clip.num_frames, exam_output.window_starts,
                                                    exam_output.window_length, fused),
             trajectories=exam_output.trajectories,
-            extras={"exam_window_scores": _floats(exam_output.window_scores), "fau_window_scores": _floats(fau_windows)})
+            extras={"exam_window_scores": _floats(exam_output.window_scores), "fau_window_scores": _floats(fau_windows)},
+            warnings=exam_output.warnings + fau_output.warnings)
 
     def _window_scores(self, clip: ClipFeatures, person: PersonModel) -> tuple[np.ndarray, np.ndarray]:
         exam_output = self.exam.score(clip, _exam_part(person))
-        return exam_output.window_scores, self._fau_on_exam_windows(clip, exam_output)
+        return exam_output.window_scores, _on_windows(self.fau.score(clip).frame_scores, exam_output)
 
-    def _fau_on_exam_windows(self, clip: ClipFeatures, exam_output: DetectorOutput) -> np.ndarray:
-        """FauForensics' per-frame curve averaged over each EXAM window: ``(windows,)``."""
-        frames = self.fau.score(clip).frame_scores
-        length = exam_output.window_length
-        values = []
-        for start in exam_output.window_starts:
-            part = frames[start:start + length]
-            values.append(np.nanmean(part) if np.isfinite(part).any() else np.nan)
-        return np.asarray(values, dtype=float)
+
+def _on_windows(frame_scores: np.ndarray, exam_output: DetectorOutput) -> np.ndarray:
+    """A per-frame curve ``(frames,)`` averaged over each EXAM window: ``(windows,)``."""
+    length = exam_output.window_length
+    values = []
+    for start in exam_output.window_starts:
+        part = frame_scores[start:start + length]
+        values.append(np.nanmean(part) if np.isfinite(part).any() else np.nan)
+    return np.asarray(values, dtype=float)
 
 
 def _exam_part(person: PersonModel) -> PersonModel:
