@@ -63,15 +63,23 @@ def _from_assets(loader, path: Path, what: str, command: str):
     return loader(path)
 
 
+SCORE_VERSIONS = {"exam": 2, "combined": 2}
+"""Raised when a detector's score changes meaning (EXAM 2: identity ratio x timing ratio), so that a
+profile calibrated on the old score is refused instead of compared with a threshold that no longer fits."""
+
+
 def detector_fingerprint(name: str) -> str:
-    """A hash of the weights a profile was made with, so a profile never meets a different model."""
+    """A hash of the weights a profile was made with, and the score version: a profile never meets a
+    different model or a differently defined score."""
     if name == "combined":
-        return detector_fingerprint("exam") + detector_fingerprint("fau")
-    location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
-    if location is None:
-        return ""
-    files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
-    return file_sha256(files[0]) if files and files[0].is_file() else ""
+        weights = detector_fingerprint("exam").split("/")[0] + detector_fingerprint("fau")
+    else:
+        location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
+        if location is None:
+            return ""
+        files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
+        weights = file_sha256(files[0]) if files and files[0].is_file() else ""
+    return weights + (f"/score-v{SCORE_VERSIONS[name]}" if name in SCORE_VERSIONS else "")
 
 
 def without_trajectories(detector: Detector) -> Detector:
@@ -164,8 +172,8 @@ def check_profile(profile: Profile, detector_name: str) -> PersonModel:
                            f"enroll again with it (it has: {', '.join(profile.models) or 'nothing'}).")
     expected = profile.card["detectors"][detector_name].get("base_model_sha256", "")
     if expected != detector_fingerprint(detector_name):
-        raise ProfileError(f"The profile {profile.name!r} was made with a different {detector_name} base model "
-                           "than the one installed: enroll the person again.")
+        raise ProfileError(f"The profile {profile.name!r} was made with a different {detector_name} base model or "
+                           "score than the one installed: enroll the person again.")
     return person
 
 

@@ -358,7 +358,9 @@ TAMPERING = {
     "nan": (lambda f: save_file({"adapter_tokens": np.full((2, 32), np.nan, np.float32)}, str(f / "exam.safetensors")),
             "NaN or infinite"),
     "other_base_model": (lambda f: edit_card(f, lambda c: c["detectors"]["exam"].update(base_model_sha256="0" * 64)),
-                         "different exam base model"),
+                         "different exam base model or score"),
+    "older_score": (lambda f: edit_card(f, lambda c: c["detectors"]["exam"].update(
+        base_model_sha256=c["detectors"]["exam"]["base_model_sha256"].split("/")[0])), "different exam base model or score"),
     "other_backbone": (lambda f: edit_card(f, lambda c: c["detectors"]["exam"]["info"].update(backbone="0" * 16)),
                        "another EXAM model"),
     "threshold_text": (lambda f: edit_card(f, lambda c: c["detectors"]["exam"]["calibration"].update(threshold="low")),
