@@ -57,7 +57,7 @@ def main() -> None:
 
         def run(spec=None):
             return headline(evaluate(rows, clip_loader(spec), detector, negatives, args.max_impostors,
-                                     profiles=profiles))
+                                     profiles=profiles, open_set=False))
         clean = run()
         runs = {}
         for name in args.corruptions.split(","):

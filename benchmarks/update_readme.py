@@ -76,12 +76,12 @@ def robustness_section() -> list[str]:
         return []
     lines = ["", f"Robustness (`{data['command']}`; negatives: {', '.join(data.get('negatives', []))}): "
              "mean AUC over persons and its drop in points against the clean run with the same settings (a negative drop "
-             "is a rise); where the corruption hid the face, the share of clips that could be scored at all.", ""]
+             "is a rise); where the corruption hid the face, the share of clips that could be scored at all."]
     for name, result in data["detectors"].items():
         specs = list(result["corrupted"])
         levels = sorted({s.split(":")[1] for s in specs})
         corruptions = list(dict.fromkeys(s.split(":")[0] for s in specs))
-        lines += [f"{name}: clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
+        lines += ["", f"{name}: clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
                   f"{_fmt(result['clean']['audio_swap_auc'])}", "",
                   "| corruption | " + " | ".join(f"level {lv}" for lv in levels) + " |",
                   "|---" * (len(levels) + 1) + "|"]

@@ -70,7 +70,7 @@ def audio_swapped(real_clips: Sequence[ClipFeatures]) -> list[ClipFeatures]:
 
 def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], ClipFeatures], detector_name: str,
              negatives: Sequence[str] = NEGATIVE_KINDS, max_impostors: int = 0,
-             progress: ProgressFn = no_progress, profiles: dict | None = None) -> dict:
+             progress: ProgressFn = no_progress, profiles: dict | None = None, open_set: bool = True) -> dict:
     """Run the protocol for one detector.
 
     Args:
@@ -79,6 +79,8 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         max_impostors: score at most this many identity-swap clips per POI (0: all), taken evenly
             over the manifest order so every other identity stays represented.
         profiles: a dict reused across runs: enrollment (on clean references) happens once per POI.
+        open_set: for detectors without enrollment, also score every test clip against each fake kind
+            (``result["open_set"]``); a corruption sweep skips it, since it re-tracks every test clip.
     """
     from .pipeline import enroll_clips, load_detector, score_clip, without_trajectories
 
@@ -138,7 +140,7 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
                   "rate": round(sum(f["flagged"] for f in false_alarms) / len(false_alarms), 4) if false_alarms else None,
                   "target_false_alarm_rate": FALSE_ALARM_RATE, "clips": false_alarms},
               "scores": {poi: [s.__dict__ for s in scored] for poi, scored in scored_by_poi.items()}}
-    if not detector.requires_enrollment:
+    if open_set and not detector.requires_enrollment:
         result["open_set"] = _open_set(tests, load, lambda c: score_clip(c, None, detector_name, detector=detector).score)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result

@@ -57,6 +57,7 @@ def test_detectors_without_enrollment_are_also_scored_open_set(manifest, environ
     result = evaluate(read_manifest(manifest), loader, "fau")
     assert set(result["open_set"]) == {"audio-swap", "lipsync"}
     assert result["open_set"]["lipsync"]["n_fake"] == 1 and result["open_set"]["audio-swap"]["n_fake"] == 4
+    assert "open_set" not in evaluate(read_manifest(manifest), loader, "fau", open_set=False)
 
 
 def test_audio_swaps_are_cyclic_and_need_two_clips(manifest):
