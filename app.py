@@ -173,9 +173,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
         if report is None or not video:
             return None, gr.update()
-        folder = files.folder(_session(request))
         try:
-            json_path, csv_path = ui.write_report_files(report, folder)
+            json_path, csv_path = ui.write_report_files(report, files.folder(_session(request)))
             out = annotate_video(video, report, json_path.with_name(json_path.stem.replace("_report", "_annotated")
                                                                     + ".mp4"), progress=_progress_fn(progress))
         except InputError as error:
@@ -289,7 +288,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
             with gr.Tab("FauForensics", id="fau"):
                 fau_text = gr.Markdown("Check a clip first: the FauForensics result appears here.",
-                                       elem_classes=["numbers"])
+                                       elem_classes=["numbers"], elem_id="fau-result")
                 fau_plot = gr.Plot(label="Audio-visual consistency")
 
             with gr.Tab("About", id="about"):

@@ -149,14 +149,21 @@ def cancellable(progress: ProgressFn, flag: threading.Event | None) -> ProgressF
 
 
 class SessionFiles:
-    """A scratch folder per session for the files offered for download, removed when the session ends."""
+    """A scratch folder per session for the files offered for download, removed when the session ends.
+
+    A session that has ended gets no folder again: work still queued for it (an annotated copy after
+    the tab was closed) would otherwise leave files behind that nobody can download.
+    """
 
     def __init__(self, root: str | Path | None = None, max_age_s: float = 24 * 3600) -> None:
         self.root = Path(root) if root else Path(tempfile.gettempdir()) / "exposeanyone-app"
         self.max_age_s = max_age_s
+        self._ended: dict[str, float] = {}
 
     def folder(self, session: str | None) -> Path:
-        key = re.sub(r"[^A-Za-z0-9_-]", "", session or "") or "anonymous"
+        key = _session_key(session) or "anonymous"
+        if key in self._ended:
+            raise InputError("This session has ended (the page was closed); its files are gone.")
         folder = self.root / key
         if not folder.is_dir():
             self.prune()
@@ -164,8 +171,9 @@ class SessionFiles:
         return folder
 
     def remove(self, session: str | None) -> None:
-        key = re.sub(r"[^A-Za-z0-9_-]", "", session or "")
+        key = _session_key(session)
         if key:
+            self._ended[key] = time.time()
             shutil.rmtree(self.root / key, ignore_errors=True)
 
     def prune(self) -> None:
@@ -173,9 +181,14 @@ class SessionFiles:
         if not self.root.is_dir():
             return
         cutoff = time.time() - self.max_age_s
+        self._ended = {key: ended for key, ended in self._ended.items() if ended >= cutoff}
         for folder in self.root.iterdir():
             if folder.is_dir() and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _session_key(session: str | None) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "", session or "")
 
 
 # ------------------------------------------------------------------------------------- enroll

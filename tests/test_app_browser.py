@@ -145,13 +145,20 @@ def test_enroll_check_and_corrupt_in_the_browser(page, clips, screenshot_dir):
     time.sleep(1)
     page.screenshot(path=str(screenshot_dir / "app_check.png"), full_page=True)
 
+    # ---- the FauForensics tab gets its own verdict for the same clip
+    page.get_by_role("tab", name="FauForensics").click()
+    page.wait_for_function("() => /REAL|FAKE|INCONCLUSIVE/.test(document.querySelector('#fau-result')?.innerText ?? '')",
+                           timeout=CHECK_TIMEOUT_MS)
+    assert "audio offset" in page.locator("#fau-result").inner_text()
+    page.get_by_role("tab", name="2. Check a clip").click()
+
     # ---- toggle a corruption: the result and the plots change
     page.get_by_text("Corruptions: test how the verdict holds").click()
     blur = page.locator("#corrupt-blur input[type=number]")
     blur.fill("5")
     blur.press("Enter")
     page.wait_for_function("() => document.querySelector('#corrupt-spec textarea, #corrupt-spec input')"
-                           ".value === 'blur:5'", timeout=10_000)
+                           ".value === 'blur:5'", timeout=UPLOAD_TIMEOUT_MS)
     page.get_by_role("button", name="Check", exact=True).click()
     page.wait_for_selector("#verdict td:has-text('blur:5')", timeout=CHECK_TIMEOUT_MS)
     corrupted = wait_for_plot_change(page, "Expression trajectories", trajectories)

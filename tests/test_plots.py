@@ -183,3 +183,6 @@ def test_session_files_are_separate_and_removed(tmp_path):
     (a / "f.txt").write_text("1")
     files.remove("abc")
     assert not a.exists() and b.exists()
+    with pytest.raises(ui.InputError, match="session has ended"):
+        files.folder("abc")  # late work for a closed tab leaves nothing behind
+    assert not a.exists() and files.folder("../x y") == b
