@@ -270,6 +270,8 @@ def test_detector_finds_a_constant_audio_offset(trained):
     output = detector.score(shifted_audio(talking_clip(100, frames=200), -6))
     assert output.extras["audio_offset"]["frames"] == found[0]
     assert bool(output.warnings) == output.extras["audio_offset"]["noticeable"]
+    quick = detector.score(shifted_audio(talking_clip(100, frames=200), -6), estimate_offset=False)
+    assert quick.extras["audio_offset"] is None and quick.score == pytest.approx(output.score)
 
 
 def test_detector_output_is_deterministic_and_json_ready(trained):

@@ -64,7 +64,8 @@ class CombinedDetector:
 
     def _window_scores(self, clip: ClipFeatures, person: PersonModel) -> tuple[np.ndarray, np.ndarray]:
         exam_output = self.exam.score(clip, _exam_part(person))
-        return exam_output.window_scores, _on_windows(self.fau.score(clip).frame_scores, exam_output)
+        return exam_output.window_scores, _on_windows(self.fau.score(clip, estimate_offset=False).frame_scores,
+                                                      exam_output)
 
 
 def _on_windows(frame_scores: np.ndarray, exam_output: DetectorOutput) -> np.ndarray:

@@ -103,8 +103,10 @@ class FauDetector:
         progress(1.0, "FauForensics needs no enrollment")
         return PersonModel(detector=self.name, tensors={}, info={"requires_enrollment": False})
 
-    def score(self, clip: ClipFeatures, person: PersonModel | None = None) -> DetectorOutput:
-        """Score ``clip`` window by window (``person`` is ignored)."""
+    def score(self, clip: ClipFeatures, person: PersonModel | None = None, *,
+              estimate_offset: bool = True) -> DetectorOutput:
+        """Score ``clip`` window by window (``person`` is ignored); ``estimate_offset=False`` skips the
+        offset search (about 1 s per 10 s of clip) where only the scores are wanted."""
         length = self.window_length
         streams = clip_streams(clip)
         starts = window_starts(clip.num_frames, length, self.stride)
@@ -127,7 +129,7 @@ class FauDetector:
                   "av_consistency": _json_floats(_frame_means(clip.num_frames, starts, diagonals)),
                   "audio_scores": _json_floats(audio_scores), "visual_scores": _json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
-        offset = self.estimate_offset(clip)
+        offset = self.estimate_offset(clip) if estimate_offset else None
         extras["audio_offset"] = offset.to_json() if offset else None
         return DetectorOutput(detector=self.name, score=clip_score(scores), window_starts=starts,
                               window_length=length, window_scores=scores,
