@@ -46,8 +46,10 @@ class AudioOffset:
 
     def warning(self) -> str:
         direction = "after" if self.frames > 0 else "before"
-        return (f"The sound seems to come about {abs(self.milliseconds):.0f} ms {direction} the face all through the "
-                "clip. A constant offset often comes from re-encoding and is not in itself a sign of forgery.")
+        # the search stops at MAX_OFFSET_FRAMES: a best move there only bounds the offset from below
+        amount = "at least" if abs(self.frames) >= MAX_OFFSET_FRAMES else "about"
+        return (f"The sound seems to come {amount} {abs(self.milliseconds):.0f} ms {direction} the face all through "
+                "the clip. A constant offset often comes from re-encoding and is not in itself a sign of forgery.")
 
 
 def best_offset(moves: np.ndarray, suspicion: np.ndarray, fps: float) -> AudioOffset | None:

@@ -71,15 +71,17 @@ profile calibrated on the old score is refused instead of compared with a thresh
 def detector_fingerprint(name: str) -> str:
     """A hash of the weights a profile was made with, and the score version: a profile never meets a
     different model or a differently defined score."""
+    return _weights_fingerprint(name) + (f"/score-v{SCORE_VERSIONS[name]}" if name in SCORE_VERSIONS else "")
+
+
+def _weights_fingerprint(name: str) -> str:
     if name == "combined":
-        weights = detector_fingerprint("exam").split("/")[0] + detector_fingerprint("fau")
-    else:
-        location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
-        if location is None:
-            return ""
-        files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
-        weights = file_sha256(files[0]) if files and files[0].is_file() else ""
-    return weights + (f"/score-v{SCORE_VERSIONS[name]}" if name in SCORE_VERSIONS else "")
+        return _weights_fingerprint("exam") + _weights_fingerprint("fau")
+    location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
+    if location is None:
+        return ""
+    files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
+    return file_sha256(files[0]) if files and files[0].is_file() else ""
 
 
 def without_trajectories(detector: Detector) -> Detector:

@@ -16,7 +16,9 @@ def test_the_best_move_is_the_offset_and_late_sound_is_positive():
     assert offset.frames == 4 and offset.milliseconds == 160.0 and offset.margin > MIN_MARGIN
     assert offset.noticeable and "160 ms after the face" in offset.warning()
     early = best_offset(MOVES, curve(-5, 2.0), fps=25.0)
-    assert early.frames == -5 and "200 ms before the face" in early.warning()
+    assert early.frames == -5 and "about 200 ms before the face" in early.warning()
+    beyond = best_offset(MOVES, curve(14, 3.0), fps=25.0)  # the true offset lies past the searched moves
+    assert beyond.frames == 10 and "at least 400 ms after the face" in beyond.warning()
     assert early.to_json() == {"frames": -5, "milliseconds": -200, "margin": pytest.approx(early.margin, abs=1e-4),
                                "noticeable": True}
 

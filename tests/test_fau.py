@@ -274,6 +274,21 @@ def test_detector_finds_a_constant_audio_offset(trained):
     assert quick.extras["audio_offset"] is None and quick.score == pytest.approx(output.score)
 
 
+def test_offset_search_on_a_long_clip_reads_a_sample_of_windows(trained, monkeypatch):
+    import exposeanyone.detectors.fau as fau_module
+
+    result, _ = trained
+    detector = FauDetector(result.model, stride=5)
+    late = shifted_audio(talking_clip(101, frames=300), -6)
+    seen = []
+    original = detector._fake_logits
+    monkeypatch.setattr(fau_module, "MAX_OFFSET_WINDOWS", 8)
+    monkeypatch.setattr(detector, "_fake_logits", lambda streams, starts: seen.append(len(starts)) or original(streams, starts))
+    offset = detector.estimate_offset(late)
+    assert max(seen) == 8 and len(seen) == 21
+    assert offset.frames >= 4
+
+
 def test_detector_output_is_deterministic_and_json_ready(trained):
     result, _ = trained
     detector = FauDetector(result.model, stride=7)

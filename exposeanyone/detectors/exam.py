@@ -162,7 +162,7 @@ class ExamDetector:
         errors = {key: np.full(len(windows), np.nan) for key in
                   ("error_with", "error_without", "speech_error", "speech_error_moved")}
         if usable.any() and shifts:
-            for key, values in self._window_errors(clip, windows.select(usable), usable, adapter, shifts).items():
+            for key, values in self._window_errors(clip, windows, usable, adapter, shifts).items():
                 errors[key][usable] = values
         with np.errstate(invalid="ignore", divide="ignore"):
             identity_ratio = errors["error_with"] / errors["error_without"]
@@ -191,14 +191,15 @@ class ExamDetector:
             },
         )
 
-    def _window_errors(self, clip: ClipFeatures, chosen: WindowBatch, usable: np.ndarray, adapter: torch.Tensor,
+    def _window_errors(self, clip: ClipFeatures, windows: WindowBatch, usable: np.ndarray, adapter: torch.Tensor,
                        shifts: list[int]) -> dict[str, np.ndarray]:
-        """The errors behind both ratios for the ``chosen`` windows, from one batched pass.
+        """The errors behind both ratios for the ``usable`` ``windows``, from one batched pass.
 
         Every reconstruction sees the same noisy windows (same timesteps and noise draws), so each
         ratio compares like with like.
         """
         device = self.model.device
+        chosen = windows.select(usable)
         n = len(chosen)
         moved_mel = [sliding_windows(clip_arrays(shifted_audio(clip, shift), self.window), self.window,
                                      self.stride).mel[usable] for shift in shifts]

@@ -27,6 +27,7 @@ least half the frames and speech in at least a quarter. ``extras`` carries, JSON
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +53,9 @@ OFFSET_STRIDE = 10
 """Frames between the windows used to estimate the audio offset: 21 audio moves on every other scoring
 window keep it to about 1 s of CPU per 10 s of clip. Artificial +-5-frame moves of 25 avdata clips moved
 the estimate by the same amount (within a frame) in 48 of 50 cases."""
+MAX_OFFSET_WINDOWS = 60
+"""At most this many windows (spread over the clip) for the offset: a constant offset shows in any
+minute of speech, and a 10-minute clip would otherwise cost about 2 minutes of CPU."""
 CALIBRATION_FILE = "calibration.json"
 """Beside the weights: the threshold at a stated false-alarm rate on held-out genuine clips."""
 
@@ -113,7 +117,7 @@ class FauDetector:
         chosen = np.flatnonzero(self._usable(streams.valid, streams.speech, starts))
         shifts = reference_shifts(clip.num_frames)
         own_logits, outputs = self._fake_logits(streams, starts[chosen])
-        moved = [self._fake_logits(clip_streams(shifted_audio(clip, shift)), starts[chosen])[0] for shift in shifts]
+        moved = [self._fake_logits(_with_audio_moved(streams, clip, shift), starts[chosen])[0] for shift in shifts]
         scores, probability = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
         audio_scores, visual_scores = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
         diagonals = np.full((len(starts), length), np.nan)
@@ -129,22 +133,25 @@ class FauDetector:
                   "av_consistency": _json_floats(_frame_means(clip.num_frames, starts, diagonals)),
                   "audio_scores": _json_floats(audio_scores), "visual_scores": _json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
-        offset = self.estimate_offset(clip) if estimate_offset else None
+        offset = self.estimate_offset(clip, streams) if estimate_offset else None
         extras["audio_offset"] = offset.to_json() if offset else None
         return DetectorOutput(detector=self.name, score=clip_score(scores), window_starts=starts,
                               window_length=length, window_scores=scores,
                               frame_scores=frame_scores_from_windows(clip.num_frames, starts, length, scores),
                               extras=extras, warnings=[offset.warning()] if offset and offset.noticeable else [])
 
-    def estimate_offset(self, clip: ClipFeatures) -> AudioOffset | None:
-        """The constant audio-video offset of ``clip`` (``None`` if no window is usable)."""
-        streams = clip_streams(clip)
+    def estimate_offset(self, clip: ClipFeatures, streams: ClipStreams | None = None) -> AudioOffset | None:
+        """The constant audio-video offset of ``clip`` (``None`` if no window is usable);
+        ``streams`` are ``clip_streams(clip)`` when the caller already has them."""
+        streams = streams if streams is not None else clip_streams(clip)
         starts = window_starts(clip.num_frames, self.window_length, OFFSET_STRIDE)
         starts = starts[self._usable(streams.valid, streams.speech, starts)]
         if not len(starts) or clip.num_frames <= 2 * MAX_OFFSET_FRAMES:
             return None
+        if len(starts) > MAX_OFFSET_WINDOWS:
+            starts = starts[np.linspace(0, len(starts) - 1, MAX_OFFSET_WINDOWS).round().astype(int)]
         moves = np.arange(-MAX_OFFSET_FRAMES, MAX_OFFSET_FRAMES + 1)
-        suspicion = [self._fake_logits(clip_streams(shifted_audio(clip, int(move))), starts)[0].mean()
+        suspicion = [self._fake_logits(_with_audio_moved(streams, clip, int(move)), starts)[0].mean()
                      for move in moves]
         return best_offset(moves, np.array(suspicion), clip.fps)
 
@@ -178,6 +185,12 @@ class FauDetector:
             index = starts[inside, None] + np.arange(length)
             usable[inside] = window_usable(np.asarray(valid, bool)[index], np.asarray(speech, bool)[index])
         return usable
+
+
+def _with_audio_moved(streams: ClipStreams, clip: ClipFeatures, shift: int) -> ClipStreams:
+    """``streams`` hearing the audio of :func:`shifted_audio` (the face streams are kept, not recomputed)."""
+    audio = shifted_audio(clip, shift).audio
+    return replace(streams, mel=np.asarray(audio.mel, dtype=np.float32), speech=np.asarray(audio.speech, dtype=bool))
 
 
 def _frame_means(num_frames: int, starts: np.ndarray, per_window: np.ndarray) -> np.ndarray:
