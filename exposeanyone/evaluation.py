@@ -5,7 +5,13 @@ For every identity with ``ref`` rows (a person of interest, POI): enroll on its 
 
 - ``identity-swap``: every real test clip of every *other* identity, scored against this person;
 - ``audio-swap``: each of the POI's real test clips with the audio of the POI's next real test clip
-  (manifest order, cyclic), trimmed or looped to length — a dubbing fake.
+  (manifest order, cyclic), trimmed or looped to length — a dubbing fake. A pair whose two clips carry
+  the same speech (two encodes of one recording; :func:`shares_speech`) is no dubbing and is left out,
+  listed in ``per_identity[poi]["excluded_audio_swaps"]``.
+
+Genuine test clips whose speech is also in the POI's reference footage are listed in
+``per_identity[poi]["genuine_repeating_reference"]``: an enrolled detector has heard them, so their
+scores say less than the others'.
 
 ``mean_auc`` is the mean over POIs of the AUC of their genuine clips against all their negatives;
 ``per_manipulation`` pools every POI's genuine clips against each kind of negative. Detectors that need
@@ -61,11 +67,43 @@ def _auc(genuine: Sequence[float], negatives: Sequence[float]) -> float | None:
     return round(float(roc_auc(genuine, negatives)), 4)
 
 
-def audio_swapped(real_clips: Sequence[ClipFeatures]) -> list[ClipFeatures]:
-    """Each clip with the next clip's audio (cyclic); empty when there are fewer than two."""
+SAME_SPEECH_CORRELATION = 0.95
+"""Loudness envelopes this correlated are one recording: on avdata, two encodes of the same speech
+correlate at 0.97-1.0, while different recordings of a person stay below 0.8."""
+
+
+def shares_speech(a: ClipFeatures, b: ClipFeatures, threshold: float = SAME_SPEECH_CORRELATION) -> bool:
+    """Whether the shorter clip's speech appears in the longer one: the 100 Hz loudness envelopes
+    (mean log-mel) correlate at ``threshold`` or more at some lag with the shorter one fully inside."""
+    short, long = sorted((np.asarray(c.audio.mel, np.float64).mean(axis=1) for c in (a, b)), key=len)
+    n = len(short)
+    if n < 2 or short.std() == 0:
+        return False
+    short = (short - short.mean()) / short.std()
+    sums = np.concatenate([[0.0], np.cumsum(long)])
+    squares = np.concatenate([[0.0], np.cumsum(long ** 2)])
+    means = (sums[n:] - sums[:-n]) / n
+    stds = np.sqrt(np.maximum((squares[n:] - squares[:-n]) / n - means ** 2, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.correlate(long, short, "valid") / (n * stds)
+    return bool(np.nanmax(np.where(stds > 1e-9, correlation, np.nan), initial=-1.0) >= threshold)
+
+
+def audio_swapped(real_clips: Sequence[ClipFeatures], excluded: list | None = None) -> list[ClipFeatures]:
+    """Each clip with the next clip's audio (cyclic); empty when there are fewer than two. Pairs that
+    share their speech (:func:`shares_speech`) are skipped and, if given, appended to ``excluded`` as
+    ``"face+audio"`` names."""
     if len(real_clips) < 2:
         return []
-    return [clip.with_audio_of(real_clips[(i + 1) % len(real_clips)]) for i, clip in enumerate(real_clips)]
+    swapped = []
+    for i, clip in enumerate(real_clips):
+        donor = real_clips[(i + 1) % len(real_clips)]
+        if shares_speech(clip, donor):
+            if excluded is not None:
+                excluded.append(f"{clip.name}+audio:{donor.name}")
+            continue
+        swapped.append(clip.with_audio_of(donor))
+    return swapped
 
 
 def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], ClipFeatures], detector_name: str,
@@ -110,8 +148,9 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         real_clips = [load(r, True) for r in own_real]
         scored = [Scored(str(r.path.name), "genuine", score(c), r.session) for r, c in zip(own_real, real_clips)]
         scored += [Scored(r.path.name, r.manipulation, score(load(r, True))) for r in own if not r.is_real]
+        excluded: list[str] = []
         if "audio-swap" in negatives:
-            scored += [Scored(c.name, "audio-swap", score(c)) for c in audio_swapped(real_clips)]
+            scored += [Scored(c.name, "audio-swap", score(c)) for c in audio_swapped(real_clips, excluded)]
         if "identity-swap" in negatives:
             impostors = [r for r in tests if r.is_real and r.identity != poi]
             if max_impostors and len(impostors) > max_impostors:
@@ -131,7 +170,9 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
                              "auc_by_kind": {k: _auc(genuine, [s.score for s in scored if s.kind == k])
                                              for k in sorted({s.kind for s in scored} - {"genuine"})},
                              "threshold": threshold,
-                             "genuine_flagged": int(sum(g > threshold for g in genuine))}
+                             "genuine_flagged": int(sum(g > threshold for g in genuine)),
+                             "excluded_audio_swaps": excluded,
+                             "genuine_repeating_reference": _repeating_reference(rows, poi, own_real, real_clips, load)}
         scored_by_poi[poi] = scored
     result = {"detector": detector_name, "mean_auc": _mean([v["auc"] for v in per_identity.values()]),
               "per_identity": per_identity, "per_manipulation": _per_manipulation(scored_by_poi),
@@ -144,6 +185,13 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         result["open_set"] = _open_set(tests, load, lambda c: score_clip(c, None, detector_name, detector=detector).score)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _repeating_reference(rows: Sequence[ManifestRow], poi: str, own_real: Sequence[ManifestRow],
+                         real_clips: Sequence[ClipFeatures], load) -> list[str]:
+    """Names of the POI's genuine test clips whose speech is in its reference footage."""
+    refs = [load(r, False) for r in rows if r.split == "ref" and r.identity == poi]
+    return [row.path.name for row, clip in zip(own_real, real_clips) if any(shares_speech(clip, ref) for ref in refs)]
 
 
 def _threshold(detector, name: str, profile) -> float:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from app_testing import app_environment
-from exposeanyone.evaluation import audio_swapped, evaluate
+from exposeanyone.evaluation import audio_swapped, evaluate, shares_speech
 from exposeanyone.extract import extract_clip
 from exposeanyone.manifest import read_manifest
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
@@ -47,6 +47,7 @@ def test_protocol_reports_every_identity_and_negative_kind(manifest, environment
     for entry in result["per_identity"].values():
         assert entry["n_real"] == 2
         assert entry["n_fake"] == 2 + 3  # two audio swaps; the other person's two real clips and eve's one
+        assert entry["excluded_audio_swaps"] == [] and entry["genuine_repeating_reference"] == []
     assert set(result["per_manipulation"]) == {"audio-swap", "identity-swap"}
     assert result["per_manipulation"]["identity-swap"]["n_fake"] == 2 * 3
     assert 0.0 <= result["mean_auc"] <= 1.0
@@ -67,6 +68,23 @@ def test_audio_swaps_are_cyclic_and_need_two_clips(manifest):
     assert len(swapped) == 2 and "+audio:" in swapped[0].name
     np.testing.assert_array_equal(swapped[0].audio.mel, clips[1].audio.mel[: len(swapped[0].audio.mel)])
     assert audio_swapped(clips[:1]) == []
+
+
+def test_two_encodes_of_one_speech_are_no_dubbing(manifest):
+    from dataclasses import replace
+
+    rows = [r for r in read_manifest(manifest) if r.identity == "ann"]
+    reference, first, second = (extract_clip(r.path) for r in rows)
+    assert not shares_speech(first, second) and not shares_speech(first, reference)
+    rng = np.random.default_rng(0)
+    excerpt = reference.slice(40, 140)  # the same speech, louder and noisier, as another upload would carry it
+    reencoded = replace(excerpt, audio=replace(excerpt.audio, mel=excerpt.audio.mel + 1.5 + 0.1 * rng.standard_normal(
+        excerpt.audio.mel.shape).astype(np.float32)), name="reupload")
+    assert shares_speech(reencoded, reference) and shares_speech(reference, reencoded)
+    excluded = []
+    swapped = audio_swapped([excerpt, reencoded, first], excluded)
+    assert excluded == [f"{excerpt.name}+audio:reupload"]
+    assert [c.name for c in swapped] == [f"reupload+audio:{first.name}", f"{first.name}+audio:{excerpt.name}"]
 
 
 def test_combined_detector_fuses_exam_and_fau_on_the_persons_scale(manifest, environment):

@@ -281,12 +281,51 @@ def test_offset_search_on_a_long_clip_reads_a_sample_of_windows(trained, monkeyp
     detector = FauDetector(result.model, stride=5)
     late = shifted_audio(talking_clip(101, frames=300), -6)
     seen = []
-    original = detector._fake_logits
+    original = detector.fake_logits
     monkeypatch.setattr(fau_module, "MAX_OFFSET_WINDOWS", 8)
-    monkeypatch.setattr(detector, "_fake_logits", lambda streams, starts: seen.append(len(starts)) or original(streams, starts))
+    monkeypatch.setattr(detector, "fake_logits", lambda mel, starts, visual: seen.append(len(starts)) or original(mel, starts, visual))
     offset = detector.estimate_offset(late)
     assert max(seen) == 8 and len(seen) == 21
     assert offset.frames >= 4
+
+
+def test_split_encoders_give_the_forward_pass(trained):
+    result, _ = trained
+    model = result.model.eval()
+    generator = torch.Generator().manual_seed(0)
+    au, mouth, mel = torch.rand(3, 25, 21, generator=generator), torch.rand(3, 25, 32, 32, generator=generator), \
+        torch.randn(3, 100, 80, generator=generator)
+    with torch.inference_mode():
+        whole = model(au, mouth, mel)
+        split = model.classify(model.encode_audio(mel), model.encode_visual(au, mouth))
+    torch.testing.assert_close(whole.joint_logits, split.joint_logits)
+    torch.testing.assert_close(whole.av_similarity, split.av_similarity)
+
+
+def test_score_takes_own_and_moved_audio_each_at_their_best_alignment(trained):
+    from exposeanyone.detectors.base import window_starts
+    from exposeanyone.pseudo_fakes import clip_streams
+
+    result, _ = trained
+    clip = talking_clip(103, frames=200)
+    streams = clip_streams(clip)
+    for tolerance in (0, 2):
+        detector = FauDetector(result.model, stride=5, alignment_tolerance=tolerance)
+        output = detector.score(clip, estimate_offset=False)
+        starts = output.window_starts[np.isfinite(output.window_scores)]
+        visual = detector.encode_visual(streams, starts)
+
+        def logits(move):
+            return detector.fake_logits(np.asarray(shifted_audio(clip, move).audio.mel, np.float32), starts, visual)[0]
+
+        def best(centre):
+            return min((logits(centre + m) for m in range(-tolerance, tolerance + 1)), key=np.mean)
+
+        shifts = output.extras["audio_shifts"]
+        assert len(shifts) == 8 and output.extras["alignment_tolerance"] == tolerance
+        expected = best(0) - np.mean([best(shift) for shift in shifts], axis=0)
+        np.testing.assert_allclose(output.window_scores[np.isfinite(output.window_scores)], expected, atol=1e-6)
+        assert window_starts(200, 25, 5).tolist() == output.window_starts.tolist()
 
 
 def test_detector_output_is_deterministic_and_json_ready(trained):

@@ -213,14 +213,15 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
         self.audio_head = nn.Linear(map_size, 2, bias=False)
         self.visual_head = nn.Linear(map_size, 2, bias=False)
 
-    def encode(self, action_units: torch.Tensor, mouth: torch.Tensor, mel: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame-aligned query outputs ``(audio, visual)``, each ``(batch, T, width)``."""
+    def encode_visual(self, action_units: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+        """The face's frame-aligned query outputs ``(batch, T, width)``; independent of the audio, so
+        scoring one face against many soundtracks computes it once."""
         visual_tokens = self.mouth_encoder(mouth) + self.au_encoder(action_units)
-        audio_tokens = self.audio_encoder(mel)
-        audio = self.audio_attention(self.queries, audio_tokens, self.positions)
-        visual = self.visual_attention(self.queries, visual_tokens, self.positions)
-        return audio, visual
+        return self.visual_attention(self.queries, visual_tokens, self.positions)
+
+    def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """The audio's frame-aligned query outputs ``(batch, T, width)`` from ``(batch, T * 4, n_mels)``."""
+        return self.audio_attention(self.queries, self.audio_encoder(mel), self.positions)
 
     def _similarity(self, rows: torch.Tensor, columns: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         """``(batch, T, T)`` softmax over columns of the temperature-scaled cosine similarities."""
@@ -229,7 +230,10 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
         return (scale * cosine).softmax(dim=-1)
 
     def forward(self, action_units: torch.Tensor, mouth: torch.Tensor, mel: torch.Tensor) -> FauForensicsOutput:
-        audio, visual = self.encode(action_units, mouth, mel)
+        return self.classify(self.encode_audio(mel), self.encode_visual(action_units, mouth))
+
+    def classify(self, audio: torch.Tensor, visual: torch.Tensor) -> FauForensicsOutput:
+        """The similarity maps and heads from :meth:`encode_audio` and :meth:`encode_visual` outputs."""
         av = self._similarity(visual, audio, self.log_scale_av)
         aa = self._similarity(audio, audio, self.log_scale_aa)
         vv = self._similarity(visual, visual, self.log_scale_vv)
