@@ -112,7 +112,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
     @gpu(duration=600)
     def enroll_person(name, references, chosen_detectors, request: gr.Request, progress=gr.Progress()):
         session = _session(request)
-        flag = cancels.start(session or "")
+        flag = cancels.flag(session or "")
         try:
             profile = ui.enroll(name, references or [], store, chosen_detectors or None, _progress_fn(progress), flag)
             archive = ui.export_profile(store, profile.name, files.folder(session))
@@ -123,6 +123,9 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         summary = ui.enrollment_summary(profile)
         return (ui.enrollment_status(summary), summary, _profile_choices(store, profile.name),
                 _profile_choices(store, profile.name), ui.enrollment_markdown(summary), str(archive))
+
+    def enrollment_requested(request: gr.Request):
+        cancels.start(_session(request) or "")
 
     def cancel_enrollment(request: gr.Request):
         if cancels.cancel(_session(request) or ""):
@@ -296,7 +299,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                 gr.Markdown(about_markdown())
 
         # ------------------------------------------------------------------------- events
-        enroll_event = enroll_button.click(
+        enroll_requested = enroll_button.click(enrollment_requested, None, None, queue=False, api_visibility="private")
+        enroll_event = enroll_requested.then(
             enroll_person, [person, references, chosen],
             [enroll_status, enroll_json, profile_pick, check_profile, profile_info, profile_file],
             api_name="enroll", concurrency_id=HEAVY, concurrency_limit=1)

@@ -77,7 +77,7 @@ def _reference(raw, far) -> np.ndarray:
 
 
 FAU_VARIANTS = {
-    "shipped: own - mean(+-35,+-50)": lambda r: np.mean(r[0] - _reference(r, (-50, -35, 35, 50))),
+    "before: own - mean(+-35,+-50)": lambda r: np.mean(r[0] - _reference(r, (-50, -35, 35, 50))),
     "own - mean(8 moves 25-65)": lambda r: np.mean(r[0] - _reference(r, MOVES_FAR)),
     "own - mean(+-25,+-35)": lambda r: np.mean(r[0] - _reference(r, (-35, -25, 25, 35))),
     "median windows, shipped moves": lambda r: np.median(r[0] - _reference(r, (-50, -35, 35, 50))),
@@ -144,7 +144,7 @@ def _exam_score(raw, draws, far, channels="speech", identity=True, own_tolerance
 
 
 EXAM_VARIANTS = {
-    "shipped: 2 noises x identity x timing(+-35,+-50)": lambda r: _exam_score(r, 2, (-50, -35, 35, 50)),
+    "2 noises x identity x timing(+-35,+-50)": lambda r: _exam_score(r, 2, (-50, -35, 35, 50)),
     "4 noises": lambda r: _exam_score(r, 4, (-50, -35, 35, 50)),
     "8 noises": lambda r: _exam_score(r, 8, (-50, -35, 35, 50)),
     "2 noises, 8 moves": lambda r: _exam_score(r, 2, MOVES_FAR),
@@ -184,12 +184,18 @@ def run_fau(persons: dict[str, list[Piece]]) -> list[list]:
     return [["FauDetector.score (as shipped)", *shipped]] + evaluate_variants(FAU_VARIANTS, genuine, fakes)
 
 
-def run_exam(persons: dict[str, list[Piece]]) -> list[list]:
+def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> list[list]:
+    from exposeanyone.detectors.base import PersonModel
     from exposeanyone.exam_training import personalize
-    from exposeanyone.pipeline import load_detector
+    from exposeanyone.pipeline import load_detector, without_trajectories
 
-    detector = load_detector("exam")
-    genuine, fakes = {}, {}
+    if model_dir:
+        from exposeanyone.detectors.exam import ExamDetector
+
+        detector = ExamDetector.from_pretrained(model_dir, generation_steps=0)
+    else:
+        detector = without_trajectories(load_detector("exam"))
+    genuine, fakes, shipped_genuine, shipped_fakes = {}, {}, {}, {}
     for person, pieces in persons.items():
         if pieces[0].source.num_frames < EXAM_MIN_REFERENCE_FRAMES:
             continue
@@ -203,14 +209,20 @@ def run_exam(persons: dict[str, list[Piece]]) -> list[list]:
                                  lr=detector.personalize_lr, seed=0)
             genuine[person].append(exam_raw(detector, piece.clip, tokens))
             fakes[person].append(exam_raw(detector, fake, tokens))
+            model = PersonModel(detector="exam", tensors={"adapter_tokens": tokens.numpy()},
+                                info={"backbone": detector.backbone})
+            shipped_genuine.setdefault(person, []).append(detector.score(piece.clip, model).score)
+            shipped_fakes.setdefault(person, []).append(detector.score(fake, model).score)
             print(f"exam {person} piece {piece.index}", flush=True)
-    return evaluate_variants(EXAM_VARIANTS, genuine, fakes)
+    shipped = per_person_auc(shipped_genuine, shipped_fakes)
+    return [["ExamDetector.score (as shipped)", *shipped]] + evaluate_variants(EXAM_VARIANTS, genuine, fakes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--avdata")
     parser.add_argument("--detectors", default="fau,exam")
+    parser.add_argument("--exam-model", help="an EXAM base model folder to validate instead of the shipped one")
     args = parser.parse_args()
     rows = read_manifest(require_avdata(args.avdata) / "MANIFEST.tsv")
     load = clip_loader()
@@ -222,10 +234,12 @@ def main() -> None:
     results = {"pieces": {p: len(ps) for p, ps in persons.items()}}
     headers = ["variant", "dubbing AUC (mean/person)", "dubbing AUC (pooled)"]
     for name in args.detectors.split(","):
-        table = run_fau(persons) if name == "fau" else run_exam(persons)
+        table = run_fau(persons) if name == "fau" else run_exam(persons, args.exam_model)
         results[name] = {row[0]: {"mean_person_auc": row[1], "pooled_auc": row[2]} for row in table}
         print(f"\n{name}: {results['pieces']}")
         print_table(headers, table)
+    if args.exam_model:
+        results["exam_model"] = args.exam_model
     write_result("validation", results)
 
 

@@ -105,19 +105,32 @@ def corruption_info(name: str) -> str:
 
 # ------------------------------------------------------------------------------------- sessions
 class CancelFlags:
-    """One cancel flag per browser session, so Cancel stops that session's enrollment only."""
+    """One cancel flag per browser session, so Cancel stops that session's enrollment only.
+
+    The flag is raised by :meth:`start` when the user clicks Enroll, before the work leaves the queue,
+    so that Cancel also stops an enrollment still waiting for the CPU; the worker picks it up with
+    :meth:`flag`.
+    """
 
     def __init__(self) -> None:
         self._flags: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def start(self, session: str) -> threading.Event:
+        """A fresh flag for a new enrollment (an unraised one already waiting is kept)."""
         with self._lock:
-            flag = self._flags[session] = threading.Event()
+            flag = self._flags.get(session)
+            if flag is None or flag.is_set():
+                flag = self._flags[session] = threading.Event()
         return flag
 
+    def flag(self, session: str) -> threading.Event:
+        """The flag of the session's enrollment, raised already if it was cancelled while queued."""
+        with self._lock:
+            return self._flags.setdefault(session, threading.Event())
+
     def cancel(self, session: str) -> bool:
-        """Raise the session's flag; False when nothing was running."""
+        """Raise the session's flag; False when nothing was running or waiting."""
         with self._lock:
             flag = self._flags.get(session)
         if flag is None:

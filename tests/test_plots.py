@@ -176,6 +176,16 @@ def test_cancel_flags_stop_only_their_session():
     assert not flags.cancel("a")
 
 
+def test_cancel_while_queued_stops_the_enrollment_when_it_starts():
+    flags = ui.CancelFlags()
+    waiting = flags.start("a")
+    assert flags.start("a") is waiting  # a second click before the work started keeps the flag
+    assert flags.cancel("a")
+    with pytest.raises(ui.Cancelled):
+        ui.cancellable(lambda f, m: None, flags.flag("a"))(0.0, "starting")
+    assert not flags.start("a").is_set()  # the next enrollment starts afresh
+
+
 def test_session_files_are_separate_and_removed(tmp_path):
     files = ui.SessionFiles(tmp_path)
     a, b = files.folder("abc"), files.folder("../x y")

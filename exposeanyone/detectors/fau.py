@@ -5,8 +5,9 @@ returns an empty :class:`PersonModel` rather than raising, so that code which en
 for a person keeps working; :meth:`FauDetector.score` ignores ``person``.
 
 A window's score compares the joint head's fake logit with the clip's own audio against its mean
-with the audio moved by 1.4-2 s (:mod:`~exposeanyone.audio_reference`): how much *less* the face
-matches its own soundtrack than a soundtrack it did not make. Genuine speech scores well below 0;
+with the audio moved by 1-2.6 s either way (:mod:`~exposeanyone.audio_reference`), the own audio and
+each moved one taken at their best alignment within 2 frames: how much *less* the face matches its own
+soundtrack than a soundtrack it did not make. Genuine speech scores well below 0;
 a face driven by other speech scores about 0, since no timing fits it. The raw probability alone
 shifts with the camera, the person and the language (on the avdata persons of interest, trained on
 GRID, it called 86 % of genuine clips fake at one half); the difference carries over, so the
