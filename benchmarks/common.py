@@ -11,6 +11,7 @@ from pathlib import Path
 from exposeanyone.config import avdata_dir
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS_DIR.parent.parent
 
 
 def require_avdata(path: str | None) -> Path:
@@ -25,10 +26,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def command_line() -> str:
+    """How this benchmark was started, with the script's path from the repository root wherever it ran."""
+    script = Path(sys.argv[0]).resolve()
+    if script.is_relative_to(ROOT):
+        script = script.relative_to(ROOT)
+    return " ".join(["python", str(script), *sys.argv[1:]])
+
+
 def write_result(name: str, payload: dict) -> Path:
     """Write ``results/<name>.json`` with the machine and the command that produced it."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "command": "python " + " ".join(sys.argv),
+    payload = {"benchmark": name, "command": command_line(),
                "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or ''}".strip(", "),
                **payload}
     path = RESULTS_DIR / f"{name}.json"

@@ -32,7 +32,8 @@ def detection_section() -> list[str]:
     data = _load("detection")
     if not data:
         return ["_No detection results yet: run `python benchmarks/detection.py`._"]
-    lines = [f"Dev manifest, clip level (`{data['command']}`, {data['date']}):", "",
+    command = "python benchmarks/detection.py --detectors " + ",".join(data["detectors"])
+    lines = [f"Dev manifest, clip level (`{command}`, {data['date']}):", "",
              "| detector | mean AUC | audio-swap (dubbing) AUC, mean per person | audio-swap AUC, pooled | "
              "identity-swap AUC | cross-session false alarms |", "|---|---|---|---|---|---|"]
     for name, result in data["detectors"].items():
@@ -43,6 +44,14 @@ def detection_section() -> list[str]:
                      f"{_fmt(kinds.get('audio-swap', {}).get('mean_identity_auc'))} | "
                      f"{_fmt(kinds.get('audio-swap', {}).get('auc'))} | "
                      f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | {flagged} |")
+    excluded = {poi: entry.get("excluded_audio_swaps", []) for result in data["detectors"].values()
+                for poi, entry in result["per_identity"].items()}
+    repeating = {poi: entry.get("genuine_repeating_reference", []) for result in data["detectors"].values()
+                 for poi, entry in result["per_identity"].items()}
+    if any(excluded.values()) or any(repeating.values()):
+        lines += ["", "Left out as audio swaps because both clips carry the same speech (two encodes of one "
+                  "recording): " + _names(excluded) + ". Genuine test clips whose speech is also in the person's "
+                  "reference footage (an enrolled detector has heard it): " + _names(repeating) + "."]
     open_set = {n: r["open_set"] for n, r in data["detectors"].items() if "open_set" in r}
     if open_set:
         kinds = sorted({k for table in open_set.values() for k in table})
@@ -51,6 +60,27 @@ def detection_section() -> list[str]:
         for name, table in open_set.items():
             lines.append(f"| {name} | " + " | ".join(
                 f"{_fmt(table[k]['auc'])} (n={table[k]['n_fake']})" if k in table else "–" for k in kinds) + " |")
+    return lines
+
+
+def _names(by_poi: dict[str, list[str]]) -> str:
+    listed = [f"{poi}: {', '.join(f'`{name}`' for name in names)}" for poi, names in by_poi.items() if names]
+    return "; ".join(listed) if listed else "none"
+
+
+def validation_section() -> list[str]:
+    data = _load("validation")
+    if not data:
+        return []
+    lines = ["", f"Design validation on reference footage only (`{data['command']}`, {data['date']}; 5-s pieces "
+             "of the persons' `ref` clips and their dubbed copies; see the script's docstring). Scoring choices "
+             "are made here, never on the test clips:"]
+    for detector in ("fau", "exam"):
+        if detector in data:
+            lines += ["", f"| {detector} scoring variant ({data[f'{detector}_genuine_pieces']} genuine pieces) | "
+                      "dubbing AUC, mean per person | pooled |", "|---|---|---|"]
+            lines += [f"| {name} | {_fmt(row['mean_person_auc'])} | {_fmt(row['pooled_auc'])} |"
+                      for name, row in data[detector].items()]
     return lines
 
 
@@ -121,7 +151,7 @@ def main() -> None:
     readme = (ROOT / "README.md").read_text()
     if START not in readme or END not in readme:
         raise SystemExit("README.md lacks the results markers")
-    body = "\n".join(detection_section() + robustness_section() + speed_section())
+    body = "\n".join(detection_section() + validation_section() + robustness_section() + speed_section())
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")

@@ -80,7 +80,7 @@ FAU_VARIANTS = {
     "before: own - mean(+-35,+-50)": lambda r: np.mean(r[0] - _reference(r, (-50, -35, 35, 50))),
     "own - mean(8 moves 25-65)": lambda r: np.mean(r[0] - _reference(r, MOVES_FAR)),
     "own - mean(+-25,+-35)": lambda r: np.mean(r[0] - _reference(r, (-35, -25, 25, 35))),
-    "median windows, shipped moves": lambda r: np.median(r[0] - _reference(r, (-50, -35, 35, 50))),
+    "median windows, +-35,+-50": lambda r: np.median(r[0] - _reference(r, (-50, -35, 35, 50))),
     "min over +-1 of own, 8 moves": lambda r: min(np.mean(r[m] - _reference(r, MOVES_FAR)) for m in (-1, 0, 1)),
     "min over +-2 of own, 8 moves": lambda r: min(np.mean(r[m] - _reference(r, MOVES_FAR)) for m in range(-2, 3)),
     "min over +-3 of own, 8 moves": lambda r: min(np.mean(r[m] - _reference(r, MOVES_FAR)) for m in range(-3, 4)),
@@ -89,11 +89,12 @@ FAU_VARIANTS = {
     "raw own logit": lambda r: np.mean(r[0]),
     "best within +-2 of own - mean best within +-2 of 8 moves":
         lambda r: _best_near(r, 0) - np.mean([_best_near(r, m) for m in MOVES_FAR]),
-    "best within +-2 of own - mean best within +-2 of shipped moves":
+    "best within +-2 of own - mean best within +-2 of +-35,+-50":
         lambda r: _best_near(r, 0) - np.mean([_best_near(r, m) for m in (-50, -35, 35, 50)]),
     "best within +-1 of own - mean best within +-1 of 8 moves":
         lambda r: _best_near(r, 0, 1) - np.mean([_best_near(r, m, 1) for m in MOVES_FAR]),
-    "min over +-2 of own, shipped moves": lambda r: min(np.mean(r[m] - _reference(r, (-50, -35, 35, 50))) for m in range(-2, 3)),
+    "min over +-2 of own, +-35,+-50":
+        lambda r: min(np.mean(r[m] - _reference(r, (-50, -35, 35, 50))) for m in range(-2, 3)),
 }
 
 
@@ -236,6 +237,9 @@ def main() -> None:
     for name in args.detectors.split(","):
         table = run_fau(persons) if name == "fau" else run_exam(persons, args.exam_model)
         results[name] = {row[0]: {"mean_person_auc": row[1], "pooled_auc": row[2]} for row in table}
+        results[f"{name}_genuine_pieces"] = sum(n for p, n in results["pieces"].items()
+                                                 if name == "fau" or persons[p][0].source.num_frames
+                                                 >= EXAM_MIN_REFERENCE_FRAMES)
         print(f"\n{name}: {results['pieces']}")
         print_table(headers, table)
     if args.exam_model:

@@ -161,7 +161,7 @@ def av_consistency_figure(report: ScoreReport) -> go.Figure:
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                            subplot_titles=["audio-visual consistency per frame (1 = face matches its sound)",
                                            "score per frame: fake evidence with its own sound minus with sound "
-                                           "moved 1.4-2 s (below 0: own sound fits better)"])
+                                           "moved 1-2.6 s (below 0: own sound fits better)"])
     figure.add_trace(go.Scatter(x=_times(len(consistency), report.fps), y=consistency, mode="lines",
                                 name="audio-visual consistency", line={"color": OBSERVED_COLOUR, "width": 2}),
                      row=1, col=1)

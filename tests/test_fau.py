@@ -283,7 +283,8 @@ def test_offset_search_on_a_long_clip_reads_a_sample_of_windows(trained, monkeyp
     seen = []
     original = detector.fake_logits
     monkeypatch.setattr(fau_module, "MAX_OFFSET_WINDOWS", 8)
-    monkeypatch.setattr(detector, "fake_logits", lambda mel, starts, visual: seen.append(len(starts)) or original(mel, starts, visual))
+    monkeypatch.setattr(detector, "fake_logits",
+                        lambda mel, starts, visual: seen.append(len(starts)) or original(mel, starts, visual))
     offset = detector.estimate_offset(late)
     assert max(seen) == 8 and len(seen) == 21
     assert offset.frames >= 4

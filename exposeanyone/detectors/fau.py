@@ -122,7 +122,7 @@ class FauDetector:
     def score(self, clip: ClipFeatures, person: PersonModel | None = None, *,
               estimate_offset: bool = True) -> DetectorOutput:
         """Score ``clip`` window by window (``person`` is ignored); ``estimate_offset=False`` skips the
-        offset search (about 0.4 s per 10 s of clip) where only the scores are wanted."""
+        offset search (about half a second per 10 s of clip) where only the scores are wanted."""
         length = self.window_length
         streams = clip_streams(clip)
         starts = window_starts(clip.num_frames, length, self.stride)
@@ -138,7 +138,7 @@ class FauDetector:
             own = moves.logits(search.best_move_near(0, tolerance))
             references = [moves.logits(search.best_move_near(shift, tolerance)) for shift in shifts]
             scores[chosen] = own - np.mean(references, axis=0)
-        outputs = moves.outputs(0)
+        outputs = moves.outputs()
         if len(chosen):
             probability[chosen] = 1.0 / (1.0 + np.exp(-moves.logits(0)))
             audio_scores[chosen], visual_scores[chosen] = outputs["audio"], outputs["visual"]
@@ -188,7 +188,7 @@ class FauDetector:
         audio-visual maps ``(windows, 25, 25)``."""
         length = self.window_length
         device = visual.device
-        logits, audio, visual_p, av = [], [], [], []
+        logits, audio, visual_fake, av = [], [], [], []
         for begin in range(0, len(starts), self.batch_size):
             index = (starts[begin:begin + self.batch_size, None] * MEL_PER_FRAME + np.arange(length * MEL_PER_FRAME))
             with torch.inference_mode():
@@ -196,12 +196,12 @@ class FauDetector:
                                              visual[begin:begin + self.batch_size])
             logits.append((output.joint_logits[:, 1] - output.joint_logits[:, 0]).double().cpu().numpy())
             audio.append(output.audio_logits.softmax(-1)[:, 1].double().cpu().numpy())
-            visual_p.append(output.visual_logits.softmax(-1)[:, 1].double().cpu().numpy())
+            visual_fake.append(output.visual_logits.softmax(-1)[:, 1].double().cpu().numpy())
             av.append(output.av_similarity.double().cpu().numpy())
         empty = np.zeros(0)
         return (np.concatenate(logits) if logits else empty,
                 {"audio": np.concatenate(audio) if audio else empty,
-                 "visual": np.concatenate(visual_p) if visual_p else empty,
+                 "visual": np.concatenate(visual_fake) if visual_fake else empty,
                  "av": np.concatenate(av) if av else np.zeros((0, length, length))})
 
     def _usable(self, valid: np.ndarray, speech: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -217,13 +217,15 @@ class FauDetector:
 
 class AudioMoves:
     """One clip's windows heard with its audio moved by any number of frames: the face is encoded once
-    (it is most of the model's cost) and each move's logits are kept once computed."""
+    (it is most of the model's cost) and each move's logits are kept once computed (the heads'
+    probabilities and maps only for the clip as it is, move 0, since a long clip's maps are large)."""
 
     def __init__(self, detector: FauDetector, streams: ClipStreams, clip: ClipFeatures, starts: np.ndarray,
                  visual: torch.Tensor | None = None):
         self.detector, self.streams, self.clip, self.starts = detector, streams, clip, starts
         self.visual = visual if visual is not None else detector.encode_visual(streams, starts)
-        self._results: dict[int, tuple[np.ndarray, dict]] = {}
+        self._logits: dict[int, np.ndarray] = {}
+        self._outputs: dict[str, np.ndarray] | None = None
 
     def subset(self, max_windows: int) -> "AudioMoves":
         """The same clip on at most ``max_windows`` of its windows, spread over it (itself if it has no more)."""
@@ -232,23 +234,24 @@ class AudioMoves:
         keep = np.linspace(0, len(self.starts) - 1, max_windows).round().astype(int)
         return AudioMoves(self.detector, self.streams, self.clip, self.starts[keep], self.visual[keep])
 
-    def outputs(self, move: int) -> dict[str, np.ndarray]:
-        return self._result(move)[1]
-
     def logits(self, move: int) -> np.ndarray:
         """``(windows,)`` joint fake logits with the audio moved by ``move`` frames (:func:`shifted_audio`)."""
-        return self._result(move)[0]
+        if move not in self._logits:
+            mel = self.streams.mel if move == 0 else np.asarray(shifted_audio(self.clip, move).audio.mel, np.float32)
+            self._logits[move], outputs = self.detector.fake_logits(mel, self.starts, self.visual)
+            if move == 0:
+                self._outputs = outputs
+        return self._logits[move]
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The auxiliary heads' probabilities and the audio-visual maps with the clip's own audio."""
+        self.logits(0)
+        return self._outputs
 
     def best_move_near(self, centre: int, tolerance: int) -> int:
         """The move within ``tolerance`` frames of ``centre`` at which the windows look most genuine."""
         candidates = range(centre - tolerance, centre + tolerance + 1)
         return min(candidates, key=lambda move: (float(np.mean(self.logits(move))), abs(move - centre)))
-
-    def _result(self, move: int) -> tuple[np.ndarray, dict]:
-        if move not in self._results:
-            mel = self.streams.mel if move == 0 else np.asarray(shifted_audio(self.clip, move).audio.mel, np.float32)
-            self._results[move] = self.detector.fake_logits(mel, self.starts, self.visual)
-        return self._results[move]
 
 
 def _frame_means(num_frames: int, starts: np.ndarray, per_window: np.ndarray) -> np.ndarray:
