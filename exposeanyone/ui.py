@@ -107,9 +107,9 @@ def corruption_info(name: str) -> str:
 class CancelFlags:
     """One cancel flag per browser session, so Cancel stops that session's enrollment only.
 
-    The flag is raised by :meth:`start` when the user clicks Enroll, before the work leaves the queue,
-    so that Cancel also stops an enrollment still waiting for the CPU; the worker picks it up with
-    :meth:`flag`.
+    :meth:`start` creates the flag when the user clicks Enroll, before the work leaves the queue, so
+    that Cancel can also stop an enrollment still waiting for the CPU; the worker picks the flag up
+    with :meth:`flag` and stops at its first progress report if it is already raised.
     """
 
     def __init__(self) -> None:
