@@ -2,9 +2,10 @@
 
 Re-encoded or re-uploaded footage often carries its sound a few frames early or late throughout. That is
 not in itself a sign of forgery, and the timing comparisons of the detectors (own audio against audio
-moved by a second or two; FauForensics also lets each sound find its best alignment within 2 frames) tolerate it, but someone checking a clip by hand should know. A detector that judges
-face-voice agreement estimates it as the audio move, within :data:`MAX_OFFSET_FRAMES`, at which the clip
-looks most genuine.
+moved by a second or two; FauForensics also lets each sound find its best alignment within 2 frames)
+tolerate it, but someone checking a clip by hand should know. A detector that judges face-voice
+agreement estimates it as the audio move, within :data:`MAX_OFFSET_FRAMES`, at which the clip looks
+most genuine.
 """
 from __future__ import annotations
 

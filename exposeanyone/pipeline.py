@@ -212,7 +212,8 @@ def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name
                      "method": calibration.method, "genuine_scores": calibration.genuine_scores,
                      "score_percentile": calibration.percentile(output.score)},
         trajectories=trajectories_by_channel(output.trajectories), speech=clip.audio.speech.astype(int).tolist(),
-        waveform=[round(float(v), 4) for v in clip.waveform_envelope], warnings=_clip_warnings(clip, profile) + list(output.warnings),
+        waveform=[round(float(v), 4) for v in clip.waveform_envelope],
+        warnings=_clip_warnings(clip, profile) + list(output.warnings),
         extras=output.extras, settings=dict(settings or {}))
 
 

@@ -20,8 +20,9 @@ EXPLANATIONS = {
     "fau": ("The score is how much more the FauForensics model believes face and voice do not belong together "
             "with the clip's own sound than with the same sound moved by 1-2.6 s (a difference of log-odds, "
             "averaged over 1-second windows; each sound taken at its best alignment within 2 frames, so a "
-            "small constant offset does not count against a clip). Genuine speech scores well below 0: its own sound fits it best. "
-            "At or above 0 the face fits its own sound no better than sound it did not make. No enrollment."),
+            "small constant offset does not count against a clip). Genuine speech scores well below 0: its own "
+            "sound fits it best. At or above 0 the face fits its own sound no better than sound it did not make. "
+            "No enrollment."),
     "combined": ("The score averages EXAM's and FauForensics' window scores, each measured in spreads of that "
                  "detector's scores on the person's own reference footage (0: as genuine as the reference)."),
     "sync": "The score is minus the best correlation between mouth opening and loudness (a lip-sync check).",

@@ -329,6 +329,18 @@ def test_score_takes_own_and_moved_audio_each_at_their_best_alignment(trained):
         assert window_starts(200, 25, 5).tolist() == output.window_starts.tolist()
 
 
+def test_score_encodes_each_face_once_for_scores_and_offset(trained, monkeypatch):
+    result, _ = trained
+    detector = FauDetector(result.model, stride=5)
+    encoded = []
+    original = detector.encode_visual
+    monkeypatch.setattr(detector, "encode_visual", lambda streams, starts: encoded.append(len(starts))
+                        or original(streams, starts))
+    output = detector.score(shifted_audio(talking_clip(102, frames=200), -6))
+    assert output.extras["audio_offset"] is not None
+    assert encoded == [int(np.isfinite(output.window_scores).sum())]
+
+
 def test_detector_output_is_deterministic_and_json_ready(trained):
     result, _ = trained
     detector = FauDetector(result.model, stride=7)

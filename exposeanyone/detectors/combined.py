@@ -59,7 +59,8 @@ class CombinedDetector:
             frame_scores=frame_scores_from_windows(clip.num_frames, exam_output.window_starts,
                                                    exam_output.window_length, fused),
             trajectories=exam_output.trajectories,
-            extras={"exam_window_scores": _floats(exam_output.window_scores), "fau_window_scores": _floats(fau_windows)},
+            extras={"exam_window_scores": _floats(exam_output.window_scores),
+                    "fau_window_scores": _floats(fau_windows)},
             warnings=exam_output.warnings + fau_output.warnings)
 
     def _window_scores(self, clip: ClipFeatures, person: PersonModel) -> tuple[np.ndarray, np.ndarray]:

@@ -149,22 +149,22 @@ class FauDetector:
                   "av_consistency": _json_floats(_frame_means(clip.num_frames, starts, diagonals)),
                   "audio_scores": _json_floats(audio_scores), "visual_scores": _json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
-        offset = self.estimate_offset(clip, streams) if estimate_offset else None
+        offset = self.estimate_offset(clip, moves) if estimate_offset else None
         extras["audio_offset"] = offset.to_json() if offset else None
         return DetectorOutput(detector=self.name, score=clip_score(scores), window_starts=starts,
                               window_length=length, window_scores=scores,
                               frame_scores=frame_scores_from_windows(clip.num_frames, starts, length, scores),
                               extras=extras, warnings=[offset.warning()] if offset and offset.noticeable else [])
 
-    def estimate_offset(self, clip: ClipFeatures, streams: ClipStreams | None = None) -> AudioOffset | None:
-        """The constant audio-video offset of ``clip`` (``None`` if no window is usable);
-        ``streams`` are ``clip_streams(clip)`` when the caller already has them."""
-        streams = streams if streams is not None else clip_streams(clip)
+    def estimate_offset(self, clip: ClipFeatures, scored: "AudioMoves | None" = None) -> AudioOffset | None:
+        """The constant audio-video offset of ``clip`` (``None`` if no window is usable); ``scored``, the
+        clip's windows as :meth:`score` read them, lends the faces it has already encoded."""
+        streams = scored.streams if scored is not None else clip_streams(clip)
         starts = window_starts(clip.num_frames, self.window_length, OFFSET_STRIDE)
-        starts = starts[self._usable(streams.valid, streams.speech, starts)]
+        starts = _spread(starts[self._usable(streams.valid, streams.speech, starts)], MAX_OFFSET_WINDOWS)
         if not len(starts) or clip.num_frames <= 2 * MAX_OFFSET_FRAMES:
             return None
-        search = AudioMoves(self, streams, clip, starts).subset(MAX_OFFSET_WINDOWS)
+        search = scored.on(starts) if scored is not None else AudioMoves(self, streams, clip, starts)
         moves = np.arange(-MAX_OFFSET_FRAMES, MAX_OFFSET_FRAMES + 1)
         return best_offset(moves, np.array([search.logits(int(move)).mean() for move in moves]), clip.fps)
 
@@ -229,10 +229,15 @@ class AudioMoves:
 
     def subset(self, max_windows: int) -> "AudioMoves":
         """The same clip on at most ``max_windows`` of its windows, spread over it (itself if it has no more)."""
-        if len(self.starts) <= max_windows:
-            return self
-        keep = np.linspace(0, len(self.starts) - 1, max_windows).round().astype(int)
-        return AudioMoves(self.detector, self.streams, self.clip, self.starts[keep], self.visual[keep])
+        return self if len(self.starts) <= max_windows else self.on(_spread(self.starts, max_windows))
+
+    def on(self, starts: np.ndarray) -> "AudioMoves":
+        """The same clip on the windows at ``starts``, reusing the faces already encoded here."""
+        position = {int(start): i for i, start in enumerate(self.starts)}
+        if not all(int(start) in position for start in starts):
+            return AudioMoves(self.detector, self.streams, self.clip, starts)
+        return AudioMoves(self.detector, self.streams, self.clip, starts,
+                          self.visual[[position[int(start)] for start in starts]])
 
     def logits(self, move: int) -> np.ndarray:
         """``(windows,)`` joint fake logits with the audio moved by ``move`` frames (:func:`shifted_audio`)."""
@@ -252,6 +257,13 @@ class AudioMoves:
         """The move within ``tolerance`` frames of ``centre`` at which the windows look most genuine."""
         candidates = range(centre - tolerance, centre + tolerance + 1)
         return min(candidates, key=lambda move: (float(np.mean(self.logits(move))), abs(move - centre)))
+
+
+def _spread(starts: np.ndarray, max_windows: int) -> np.ndarray:
+    """At most ``max_windows`` of ``starts``, evenly spread over them."""
+    if len(starts) <= max_windows:
+        return starts
+    return starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
 
 
 def _frame_means(num_frames: int, starts: np.ndarray, per_window: np.ndarray) -> np.ndarray:
