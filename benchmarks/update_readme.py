@@ -76,11 +76,17 @@ def validation_section() -> list[str]:
              "of the persons' `ref` clips and their dubbed copies; see the script's docstring). Scoring choices "
              "are made here, never on the test clips:"]
     for detector in ("fau", "exam"):
-        if detector in data:
-            lines += ["", f"| {detector} scoring variant ({data[f'{detector}_genuine_pieces']} genuine pieces) | "
-                      "dubbing AUC, mean per person | pooled |", "|---|---|---|"]
-            lines += [f"| {name} | {_fmt(row['mean_person_auc'])} | {_fmt(row['pooled_auc'])} |"
-                      for name, row in data[detector].items()]
+        if detector not in data:
+            continue
+        rows = data[detector]
+        identity = all("identity_swap_pooled_auc" in row for row in rows.values())
+        keys = ["mean_person_auc", "pooled_auc"] + (
+            ["identity_swap_mean_person_auc", "identity_swap_pooled_auc"] if identity else [])
+        header = f"| {detector} scoring variant ({data[f'{detector}_genuine_pieces']} genuine pieces) | " \
+                 "dubbing AUC, mean per person | pooled |" + (" identity-swap AUC, mean per person | pooled |"
+                                                             if identity else "")
+        lines += ["", header, "|---" * (len(keys) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_fmt(row[key]) for key in keys) + " |" for name, row in rows.items()]
     return lines
 
 

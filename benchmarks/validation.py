@@ -6,11 +6,12 @@ The persons of interest's ``ref`` clips are cut into 5-s pieces (the length of t
 clip also gets a last piece flush with its end). Genuine: each piece. Dubbing: each piece with the audio
 of the person's next piece. FauForensics never saw these clips (it is trained on ``pretrain`` rows);
 EXAM scores each piece with tokens learnt on the rest of that person's reference (leave one piece out;
-only persons with at least 20 s of reference, since the rest must hold 4-s windows). Each clip's raw
-quantities (fake logits or reconstruction errors under many audio moves and noise draws) are computed
-once; every scoring variant in ``FAU_VARIANTS`` / ``EXAM_VARIANTS`` is arithmetic on them, and the table
-gives each one's dubbing AUC (mean over persons and pooled). About 22 genuine pieces: differences of a
-few points are noise. Writes ``benchmarks/results/validation.json``.
+only persons with at least 20 s of reference, since the rest must hold 4-s windows), and with the same
+tokens every other person's pieces (identity swap). Each clip's raw quantities (fake logits, or
+reconstruction errors per noise level under many audio moves) are computed once; every scoring variant
+in ``FAU_VARIANTS`` / ``EXAM_VARIANTS`` is arithmetic on them, and the table gives each one's dubbing
+AUC (and EXAM's identity-swap AUC), mean over persons and pooled. About 22 genuine pieces: differences
+of a few points are noise. Writes ``benchmarks/results/validation.json``.
 """
 from __future__ import annotations
 
@@ -99,28 +100,29 @@ FAU_VARIANTS = {
 
 
 # ------------------------------------------------------------------------------------------ EXAM
-EXAM_NOISES = 8
+EXAM_TIMESTEPS = (400, 600, 700, 800, 900)
+EXAM_MOVES = (0,) + MOVES_FAR
+IDENTITY_CHANNELS = tuple(range(52))
+POSE_CHANNELS = tuple(range(52, 58))
 
 
 def exam_raw(detector, clip: ClipFeatures, tokens: torch.Tensor) -> dict:
-    """Per audio move, per-channel errors with the person's and the null tokens for each noise draw:
-    ``{"person"|"null": {move: (draws, windows, 58)}}``."""
+    """Per-channel errors for each timestep of ``EXAM_TIMESTEPS``, with the detector's noise draws:
+    ``{("person"|"null", move): (timesteps, windows, 58)}``; the null tokens only with the own audio."""
     from exposeanyone.audio_reference import shifted_audio
     from exposeanyone.diffusion import reconstruction_errors
     from exposeanyone.windows import clip_arrays, sliding_windows
 
-    noises = torch.randn((EXAM_NOISES, detector.window, 58), generator=torch.Generator().manual_seed(0))
-    out = {"person": {}, "null": {}}
     usable = _usable_of(detector, clip)
-    for move in MOVES_NEAR + MOVES_FAR:
+    out = {}
+    for move in EXAM_MOVES:
         moved = shifted_audio(clip, move) if move else clip
         windows = sliding_windows(clip_arrays(moved, detector.window), detector.window, detector.stride).select(usable)
+        x0, mel, mask = (torch.from_numpy(a) for a in (windows.expressions, windows.mel, windows.frame_mask))
         for kind, adapter in (("person", tokens), ("null", None)) if move == 0 else (("person", tokens),):
-            x0 = torch.from_numpy(windows.expressions)
-            per_draw = [reconstruction_errors(detector.model, detector.ddpm, x0, torch.from_numpy(windows.mel), adapter,
-                                              torch.from_numpy(windows.frame_mask), detector.timesteps,
-                                              noises[d:d + 1]).double().numpy() for d in range(EXAM_NOISES)]
-            out[kind][move] = np.stack(per_draw)
+            out[(kind, move)] = np.stack([
+                reconstruction_errors(detector.model, detector.ddpm, x0, mel, adapter, mask, torch.tensor([t]),
+                                      detector.noises).double().numpy() for t in EXAM_TIMESTEPS])
     return out
 
 
@@ -130,30 +132,40 @@ def _usable_of(detector, clip: ClipFeatures) -> np.ndarray:
     return sliding_windows(clip_arrays(clip, detector.window), detector.window, detector.stride).usable
 
 
-def _exam_score(raw, draws, far, channels="speech", identity=True, own_tolerance=0) -> float:
+def _error(raw, kind: str, move: int, timesteps, channels) -> np.ndarray:
+    rows = [EXAM_TIMESTEPS.index(t) for t in timesteps]
+    return raw[(kind, move)][rows][..., list(channels)].mean(axis=(0, 2))
+
+
+def _exam_score(raw, identity_channels=IDENTITY_CHANNELS, identity_timesteps=(400, 600, 700),
+                far=(-50, -35, 35, 50), identity_power=1.0, timing=True) -> float:
     from exposeanyone.track import SPEECH_CHANNELS
 
-    pick = list(SPEECH_CHANNELS) if channels == "speech" else slice(None)
-    person = {m: raw["person"][m][:draws] for m in raw["person"]}
-    own = min((person[m][..., pick].mean(axis=(0, 2)) for m in range(-own_tolerance, own_tolerance + 1)),
-              key=np.mean)
-    timing = own / np.mean([person[m][..., pick].mean(axis=(0, 2)) for m in far], axis=0)
-    window = timing
-    if identity:
-        window = window * person[0].mean(axis=(0, 2)) / raw["null"][0][:draws].mean(axis=(0, 2))
+    window = 1.0
+    if identity_channels:
+        ratio = (_error(raw, "person", 0, identity_timesteps, identity_channels)
+                 / _error(raw, "null", 0, identity_timesteps, identity_channels))
+        window = ratio ** identity_power
+    if timing:
+        timing_timesteps = (600, 700, 800, 900)
+        own = _error(raw, "person", 0, timing_timesteps, SPEECH_CHANNELS)
+        window = window * own / np.mean([_error(raw, "person", m, timing_timesteps, SPEECH_CHANNELS) for m in far],
+                                        axis=0)
     return float(np.mean(window))
 
 
+ALL_CHANNELS = tuple(range(58))
 EXAM_VARIANTS = {
-    "2 noises x identity x timing(+-35,+-50)": lambda r: _exam_score(r, 2, (-50, -35, 35, 50)),
-    "4 noises": lambda r: _exam_score(r, 4, (-50, -35, 35, 50)),
-    "8 noises": lambda r: _exam_score(r, 8, (-50, -35, 35, 50)),
-    "2 noises, 8 moves": lambda r: _exam_score(r, 2, MOVES_FAR),
-    "4 noises, 8 moves": lambda r: _exam_score(r, 4, MOVES_FAR),
-    "own at best of +-2, 4 moves": lambda r: _exam_score(r, 2, (-50, -35, 35, 50), own_tolerance=2),
-    "own at best of +-1, 4 moves": lambda r: _exam_score(r, 2, (-50, -35, 35, 50), own_tolerance=1),
-    "timing only": lambda r: _exam_score(r, 2, (-50, -35, 35, 50), identity=False),
-    "timing all channels": lambda r: _exam_score(r, 2, (-50, -35, 35, 50), channels="all"),
+    "before: identity on 58 channels at 600-900 x timing": lambda r: _exam_score(
+        r, ALL_CHANNELS, (600, 700, 800, 900)),
+    "identity on 52 blendshapes at 600-900 x timing": lambda r: _exam_score(r, identity_timesteps=(600, 700, 800, 900)),
+    "identity on 58 channels at 400-700 x timing": lambda r: _exam_score(r, ALL_CHANNELS),
+    "identity on 52 blendshapes at 400-700 x timing": lambda r: _exam_score(r),
+    "identity on head pose at 400-700 x timing": lambda r: _exam_score(r, POSE_CHANNELS),
+    "identity (blendshapes, 400-700) only": lambda r: _exam_score(r, timing=False),
+    "timing only": lambda r: _exam_score(r, identity_channels=()),
+    "identity squared x timing": lambda r: _exam_score(r, identity_power=2.0),
+    "timing against 8 moves": lambda r: _exam_score(r, far=MOVES_FAR),
 }
 
 
@@ -164,12 +176,15 @@ def per_person_auc(genuine: dict[str, list[float]], fakes: dict[str, list[float]
     return round(float(np.mean(aucs)), 4), round(float(pooled), 4)
 
 
-def evaluate_variants(variants, raws_genuine, raws_fake) -> list[list]:
+def evaluate_variants(variants, raws_genuine, raws_fake, raws_impostor=None) -> list[list]:
+    """A row per variant: dubbing AUC (mean per person, pooled), then identity swap's when impostors are given."""
     rows = []
     for name, fn in variants.items():
         genuine = {p: [fn(r) for r in rs] for p, rs in raws_genuine.items()}
-        fakes = {p: [fn(r) for r in rs] for p, rs in raws_fake.items()}
-        rows.append([name, *per_person_auc(genuine, fakes)])
+        row = [name, *per_person_auc(genuine, {p: [fn(r) for r in rs] for p, rs in raws_fake.items()})]
+        if raws_impostor is not None:
+            row += per_person_auc(genuine, {p: [fn(r) for r in rs] for p, rs in raws_impostor.items()})
+        rows.append(row)
     return rows
 
 
@@ -186,6 +201,8 @@ def run_fau(persons: dict[str, list[Piece]]) -> list[list]:
 
 
 def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> list[list]:
+    """Leave one piece out: the piece, its dubbed copy, and every other person's pieces (identity swap) are
+    scored with tokens learnt on the rest of the person's reference."""
     from exposeanyone.detectors.base import PersonModel
     from exposeanyone.exam_training import personalize
     from exposeanyone.pipeline import load_detector, without_trajectories
@@ -196,11 +213,12 @@ def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> l
         detector = ExamDetector.from_pretrained(model_dir, generation_steps=0)
     else:
         detector = without_trajectories(load_detector("exam"))
-    genuine, fakes, shipped_genuine, shipped_fakes = {}, {}, {}, {}
+    raws = {"genuine": {}, "dubbed": {}, "impostor": {}}
+    shipped = {kind: {} for kind in raws}
     for person, pieces in persons.items():
         if pieces[0].source.num_frames < EXAM_MIN_REFERENCE_FRAMES:
             continue
-        genuine[person], fakes[person] = [], []
+        impostors = [other.clip for name, others in persons.items() if name != person for other in others]
         for piece, fake in zip(pieces, dubbed(pieces)):
             source, start = piece.source, piece.start
             rest = [part for part in (source.slice(0, start), source.slice(start + PIECE_FRAMES, source.num_frames))
@@ -208,15 +226,16 @@ def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> l
             usable_s = sum(float(c.usable.sum()) / c.fps for c in rest)
             tokens = personalize(detector.model, rest, steps=detector.personalize_steps(usable_s),
                                  lr=detector.personalize_lr, seed=0)
-            genuine[person].append(exam_raw(detector, piece.clip, tokens))
-            fakes[person].append(exam_raw(detector, fake, tokens))
             model = PersonModel(detector="exam", tensors={"adapter_tokens": tokens.numpy()},
                                 info={"backbone": detector.backbone})
-            shipped_genuine.setdefault(person, []).append(detector.score(piece.clip, model).score)
-            shipped_fakes.setdefault(person, []).append(detector.score(fake, model).score)
+            for kind, clips in (("genuine", [piece.clip]), ("dubbed", [fake]), ("impostor", impostors)):
+                raws[kind].setdefault(person, []).extend(exam_raw(detector, clip, tokens) for clip in clips)
+                shipped[kind].setdefault(person, []).extend(detector.score(clip, model).score for clip in clips)
             print(f"exam {person} piece {piece.index}", flush=True)
-    shipped = per_person_auc(shipped_genuine, shipped_fakes)
-    return [["ExamDetector.score (as shipped)", *shipped]] + evaluate_variants(EXAM_VARIANTS, genuine, fakes)
+    as_shipped = [*per_person_auc(shipped["genuine"], shipped["dubbed"]),
+                  *per_person_auc(shipped["genuine"], shipped["impostor"])]
+    return [["ExamDetector.score (as shipped)", *as_shipped]] + evaluate_variants(
+        EXAM_VARIANTS, raws["genuine"], raws["dubbed"], raws["impostor"])
 
 
 def main() -> None:
@@ -233,15 +252,17 @@ def main() -> None:
             persons.setdefault(row.identity, []).extend(pieces_of(row.identity, load(row, False)))
     persons = {p: ps for p, ps in persons.items() if len(ps) >= 2}
     results = {"pieces": {p: len(ps) for p, ps in persons.items()}}
-    headers = ["variant", "dubbing AUC (mean/person)", "dubbing AUC (pooled)"]
+    keys = ["mean_person_auc", "pooled_auc", "identity_swap_mean_person_auc", "identity_swap_pooled_auc"]
+    headers = ["variant", "dubbing AUC (mean/person)", "dubbing AUC (pooled)", "identity swap (mean/person)",
+               "identity swap (pooled)"]
     for name in args.detectors.split(","):
         table = run_fau(persons) if name == "fau" else run_exam(persons, args.exam_model)
-        results[name] = {row[0]: {"mean_person_auc": row[1], "pooled_auc": row[2]} for row in table}
+        results[name] = {row[0]: dict(zip(keys, row[1:])) for row in table}
         results[f"{name}_genuine_pieces"] = sum(n for p, n in results["pieces"].items()
                                                  if name == "fau" or persons[p][0].source.num_frames
                                                  >= EXAM_MIN_REFERENCE_FRAMES)
         print(f"\n{name}: {results['pieces']}")
-        print_table(headers, table)
+        print_table(headers[:len(table[0])], table)
     if args.exam_model:
         results["exam_model"] = args.exam_model
     write_result("validation", results)

@@ -63,9 +63,10 @@ def _from_assets(loader, path: Path, what: str, command: str):
     return loader(path)
 
 
-SCORE_VERSIONS = {"exam": 2, "combined": 3}
-"""Raised when a detector's score changes meaning (EXAM 2: identity ratio x timing ratio; combined 3:
-FauForensics' part with eight moved copies and a 2-frame alignment tolerance), so that a profile
+SCORE_VERSIONS = {"exam": 3, "combined": 4}
+"""Raised when a detector's score changes meaning (EXAM 2: identity ratio x timing ratio; EXAM 3 and
+combined 4: identity ratio on the blendshapes at lower noise; combined 3: FauForensics' part with eight
+moved copies and a 2-frame alignment tolerance), so that a profile
 calibrated on the old score is refused instead of compared with a threshold that no longer fits."""
 
 

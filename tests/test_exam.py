@@ -269,7 +269,7 @@ def test_personalisation_changes_only_the_tokens(pretrained):
 @pytest.fixture(scope="module")
 def detector_and_person(pretrained):
     model, _ = pretrained
-    detector = ExamDetector(model, window=WINDOW, stride=10, n_timesteps=4, n_noises=2, generation_steps=4)
+    detector = ExamDetector(model, window=WINDOW, stride=10, n_noises=2, generation_steps=4)
     person = detector.enroll([talking_clip(1.4, 8.0, seed=100), talking_clip(1.4, 8.0, seed=101)])
     return detector, person
 

@@ -7,7 +7,7 @@ ratios of reconstruction errors, each of which cancels how hard the content is (
 the face moves), which a raw error would mostly measure:
 
 - the **identity ratio** (the paper's): error with the person's tokens ÷ error with the null tokens, over
-  all 58 channels. Below 1: the person's own way of moving explains the face better than a generic
+  the 52 blendshapes. Below 1: the person's own way of moving explains the face better than a generic
   talker does; someone else's face is not explained better.
 - the **timing ratio**: error with the clip's own audio ÷ mean error with that audio moved by 1.4-2 s
   (:mod:`~exposeanyone.audio_reference`), person's tokens, jaw and mouth channels only. Below 1: the
@@ -36,16 +36,23 @@ from ..diffusion import reconstruction_errors, sample, schedulers_for
 from ..errors import InputError, ProfileError
 from ..exam_training import personalize
 from ..models.exam import ExamDenoiser
-from ..track import SPEECH_CHANNELS
+from ..track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
 from ..windows import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress, window_starts)
 
-SCORE_TIMESTEPS = (600, 900)
-"""Noise levels probed when scoring. At low noise the noisy window still shows what the face did and
-the reconstruction copies it, with or without the person's tokens or the right audio: on the avdata
-persons of interest (one 10-minute pre-training) 50-300 gave a dubbing AUC of 0.48 and an impostor
-AUC of 0.43, 50-600 gave 0.52 / 0.63, and 600-900 gave 0.61 / 0.81, the best of the ranges tried."""
+TIMING_TIMESTEPS = (600, 700, 800, 900)
+"""Noise levels of the timing ratio. At low noise the noisy window still shows what the face did and
+the reconstruction copies it, whatever the audio: on the avdata persons of interest (one 10-minute
+pre-training) 50-300 gave a dubbing AUC of 0.48, 50-600 0.52 and 600-900 0.61, the best tried."""
+IDENTITY_TIMESTEPS = (400, 600, 700)
+"""Noise levels of the identity ratio. Chosen with ``benchmarks/validation.py`` (reference footage only):
+with the blendshapes at 400-700 instead of all channels at 600-900, identity swap rose from 0.66 to
+0.72 and dubbing from 0.71 to 0.78 (mean per person; both better in 95-100 % of bootstrap draws)."""
+IDENTITY_CHANNELS = tuple(range(len(BLENDSHAPE_NAMES)))
+"""The blendshapes. Head pose is left out of the identity ratio: its ratio ranked other people's
+footage as *more* like the person than their own (identity-swap AUC 0.37-0.47 at every noise level in
+``benchmarks/validation.py``); how far a head moves in the picture depends on the framing."""
 PERSONALIZE_STEPS_PER_SECOND = 3.0
 """Adapter-token steps per second of usable reference footage (bounded below and above). A step of 8
 windows costs about 0.09 CPU-s, so this spends about 0.3 s per second of reference, which lets
@@ -59,23 +66,23 @@ class ExamDetector:
 
     Args:
         model: a pre-trained :class:`ExamDenoiser`.
-        n_timesteps: timesteps per window, evenly spread over ``timestep_range``.
+        identity_timesteps: noise levels of the identity ratio (see :data:`IDENTITY_TIMESTEPS`).
+        timing_timesteps: noise levels of the timing ratio (see :data:`TIMING_TIMESTEPS`).
         n_noises: noise draws per timestep.
         window: frames per scored window.
         stride: frames between scored windows.
         seed: fixes the noise draws (so a clip always gets the same score) and personalisation.
         generation_steps: DDIM steps for the generated trajectory shown in plots; 0 skips it.
         personalize_lr: Adam learning rate of the adapter tokens.
-        timestep_range: lowest and highest scored timestep (see :data:`SCORE_TIMESTEPS`).
     """
 
     name = "exam"
     requires_enrollment = True
 
-    def __init__(self, model: ExamDenoiser, *, n_timesteps: int = 4, n_noises: int = 2,
+    def __init__(self, model: ExamDenoiser, *, identity_timesteps: Sequence[int] = IDENTITY_TIMESTEPS,
+                 timing_timesteps: Sequence[int] = TIMING_TIMESTEPS, n_noises: int = 2,
                  window: int = WINDOW_FRAMES, stride: int = SCORING_STRIDE, seed: int = 0,
-                 generation_steps: int = 10, personalize_lr: float = 3e-2,
-                 timestep_range: tuple[int, int] = SCORE_TIMESTEPS):
+                 generation_steps: int = 10, personalize_lr: float = 3e-2):
         if window > model.config.window or window % model.config.frames_per_token:
             raise ValueError(f"the model reads windows of at most {model.config.window} frames, "
                              f"in multiples of {model.config.frames_per_token}")
@@ -84,7 +91,8 @@ class ExamDetector:
         self.window, self.stride, self.seed = window, stride, seed
         self.generation_steps = generation_steps
         self.personalize_lr = personalize_lr
-        self.timesteps = torch.linspace(*timestep_range, n_timesteps).round().long()
+        self.identity_timesteps = torch.tensor(identity_timesteps, dtype=torch.long)
+        self.timing_timesteps = torch.tensor(timing_timesteps, dtype=torch.long)
         self.noises = torch.randn((n_noises, window, model.config.n_channels),
                                   generator=torch.Generator().manual_seed(seed))
         self.backbone = backbone_fingerprint(model)
@@ -185,7 +193,8 @@ class ExamDetector:
                 "timing_ratio": _json_floats(timing_ratio),
                 **{key: _json_floats(values) for key, values in errors.items()},
                 "audio_shifts": shifts,
-                "timesteps": self.timesteps.tolist(),
+                "identity_timesteps": self.identity_timesteps.tolist(),
+                "timing_timesteps": self.timing_timesteps.tolist(),
                 "n_noises": len(self.noises),
                 "stride": self.stride,
             },
@@ -193,28 +202,35 @@ class ExamDetector:
 
     def _window_errors(self, clip: ClipFeatures, windows: WindowBatch, usable: np.ndarray, adapter: torch.Tensor,
                        shifts: list[int]) -> dict[str, np.ndarray]:
-        """The errors behind both ratios for the ``usable`` ``windows``, from one batched pass.
+        """The errors behind both ratios for the ``usable`` ``windows``, each ratio from one batched pass.
 
-        Every reconstruction sees the same noisy windows (same timesteps and noise draws), so each
-        ratio compares like with like.
+        Every reconstruction within a ratio sees the same noisy windows (same timesteps and noise
+        draws), so each ratio compares like with like.
         """
-        device = self.model.device
         chosen = windows.select(usable)
-        n = len(chosen)
         moved_mel = [sliding_windows(clip_arrays(shifted_audio(clip, shift), self.window), self.window,
                                      self.stride).mel[usable] for shift in shifts]
-        # rows: [person, own audio] [null, own audio] [person, moved audio 1] ... [person, moved audio k]
-        mel = torch.from_numpy(np.concatenate([chosen.mel, chosen.mel, *moved_mel])).to(device)
-        person = adapter.expand(n, -1, -1)
-        tokens = torch.cat([person, self.model.null_adapter.detach().expand(n, -1, -1)] + [person] * len(shifts))
-        copies = 2 + len(shifts)
-        per_channel = reconstruction_errors(
-            self.model, self.ddpm, torch.from_numpy(chosen.expressions).to(device).repeat(copies, 1, 1), mel,
-            tokens, torch.from_numpy(chosen.frame_mask).to(device).repeat(copies, 1), self.timesteps,
-            self.noises).cpu().double().numpy().reshape(copies, n, -1)
-        speech = per_channel[..., list(SPEECH_CHANNELS)].mean(axis=-1)
-        return {"error_with": per_channel[0].mean(axis=-1), "error_without": per_channel[1].mean(axis=-1),
-                "speech_error": speech[0], "speech_error_moved": speech[2:].mean(axis=0)}
+        null = self.model.null_adapter.detach()
+        # rows: [person] [null], both with the clip's own audio
+        identity = self._errors(chosen, [chosen.mel] * 2, [adapter, null], self.identity_timesteps)
+        # rows: [own audio] [moved audio 1] ... [moved audio k], all with the person's tokens
+        timing = self._errors(chosen, [chosen.mel, *moved_mel], [adapter] * (1 + len(shifts)), self.timing_timesteps)
+        identity = identity[..., list(IDENTITY_CHANNELS)].mean(axis=-1)
+        speech = timing[..., list(SPEECH_CHANNELS)].mean(axis=-1)
+        return {"error_with": identity[0], "error_without": identity[1],
+                "speech_error": speech[0], "speech_error_moved": speech[1:].mean(axis=0)}
+
+    def _errors(self, windows: WindowBatch, mels: list[np.ndarray], adapters: list[torch.Tensor],
+                timesteps: torch.Tensor) -> np.ndarray:
+        """``(len(mels), windows, 58)`` per-channel errors of ``windows`` reconstructed with each
+        ``(mel, adapter)`` pair in one batch."""
+        device, n, copies = self.model.device, len(windows.mel), len(mels)
+        tokens = torch.cat([adapter.expand(n, -1, -1) for adapter in adapters])
+        errors = reconstruction_errors(
+            self.model, self.ddpm, torch.from_numpy(windows.expressions).to(device).repeat(copies, 1, 1),
+            torch.from_numpy(np.concatenate(mels)).to(device), tokens,
+            torch.from_numpy(windows.frame_mask).to(device).repeat(copies, 1), timesteps, self.noises)
+        return errors.cpu().double().numpy().reshape(copies, n, -1)
 
     def generate(self, clip: ClipFeatures | ClipArrays, adapter: torch.Tensor | None) -> np.ndarray:
         """What the person's model makes of the clip's audio: ``(frames, 58)`` raw expressions.
