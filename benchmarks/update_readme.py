@@ -87,6 +87,21 @@ def validation_section() -> list[str]:
                                                              if identity else "")
         lines += ["", header, "|---" * (len(keys) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_fmt(row[key]) for key in keys) + " |" for name, row in rows.items()]
+    return lines + _corrupted_validation(data)
+
+
+def _corrupted_validation(data: dict) -> list[str]:
+    corrupted = data.get("exam_corrupted")
+    if not corrupted:
+        return []
+    specs = list(corrupted)
+    lines = ["", "EXAM on corrupted reference pieces (tokens learnt on clean footage), dubbing AUC mean per person "
+             "(pooled):", "", "| exam scoring variant | clean | " + " | ".join(specs) + " |",
+             "|---" * (len(specs) + 2) + "|"]
+    for name, row in data["exam"].items():
+        cells = [row] + [corrupted[spec].get(name) for spec in specs]
+        lines.append(f"| {name} | " + " | ".join(
+            f"{_fmt(c['mean_person_auc'])} ({_fmt(c['pooled_auc'])})" if c else "–" for c in cells) + " |")
     return lines
 
 

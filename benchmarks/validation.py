@@ -1,6 +1,7 @@
 """Design validation on reference footage only: where scoring choices are made, never on test clips.
 
-    python benchmarks/validation.py [--avdata DIR] [--detectors fau,exam]
+    python benchmarks/validation.py [--avdata DIR] [--detectors fau,exam] [--corrupt video:3,noise:3]
+    python benchmarks/validation.py --detectors exam [--exam-model DIR] [--exam-lr 0.03] [--exam-steps-per-second 3]
 
 The persons of interest's ``ref`` clips are cut into 5-s pieces (the length of the test clips; a short
 clip also gets a last piece flush with its end). Genuine: each piece. Dubbing: each piece with the audio
@@ -11,7 +12,11 @@ tokens every other person's pieces (identity swap). Each clip's raw quantities (
 reconstruction errors per noise level under many audio moves) are computed once; every scoring variant
 in ``FAU_VARIANTS`` / ``EXAM_VARIANTS`` is arithmetic on them, and the table gives each one's dubbing
 AUC (and EXAM's identity-swap AUC), mean over persons and pooled. About 22 genuine pieces: differences
-of a few points are noise. Writes ``benchmarks/results/validation.json``.
+of a few points are noise. With ``--corrupt``, EXAM also scores each piece and its dubbed copy corrupted
+by each spec (tokens still learnt on the clean rest, as a person enrolled on clean footage who meets a
+degraded copy): robustness is then judged on reference footage too. Writes
+``benchmarks/results/validation.json``, or ``validation_trial.json`` when another EXAM base model or
+personalisation is tried (so the README keeps showing the shipped settings).
 """
 from __future__ import annotations
 
@@ -200,26 +205,25 @@ def run_fau(persons: dict[str, list[Piece]]) -> list[list]:
     return [["FauDetector.score (as shipped)", *shipped]] + evaluate_variants(FAU_VARIANTS, genuine, fakes)
 
 
-def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> list[list]:
+def run_exam(persons: dict[str, list[Piece]], detector,
+             corrupted: dict[str, dict[str, list[Piece]]] | None = None) -> tuple[list[list], dict[str, list[list]]]:
     """Leave one piece out: the piece, its dubbed copy, and every other person's pieces (identity swap) are
-    scored with tokens learnt on the rest of the person's reference."""
+    scored with tokens learnt on the rest of the person's reference; so are the piece and its dubbed copy
+    under each corruption of ``corrupted`` (spec -> person -> pieces). Returns the clean table and a
+    dubbing table per corruption."""
     from exposeanyone.detectors.base import PersonModel
     from exposeanyone.exam_training import personalize
-    from exposeanyone.pipeline import load_detector, without_trajectories
 
-    if model_dir:
-        from exposeanyone.detectors.exam import ExamDetector
-
-        detector = ExamDetector.from_pretrained(model_dir, generation_steps=0)
-    else:
-        detector = without_trajectories(load_detector("exam"))
     raws = {"genuine": {}, "dubbed": {}, "impostor": {}}
     shipped = {kind: {} for kind in raws}
+    corrupted = corrupted or {}
+    raws_corrupted = {spec: {"genuine": {}, "dubbed": {}} for spec in corrupted}
     for person, pieces in persons.items():
         if pieces[0].source.num_frames < EXAM_MIN_REFERENCE_FRAMES:
             continue
         impostors = [other.clip for name, others in persons.items() if name != person for other in others]
-        for piece, fake in zip(pieces, dubbed(pieces)):
+        degraded = {spec: (by_person[person], dubbed(by_person[person])) for spec, by_person in corrupted.items()}
+        for index, (piece, fake) in enumerate(zip(pieces, dubbed(pieces))):
             source, start = piece.source, piece.start
             rest = [part for part in (source.slice(0, start), source.slice(start + PIECE_FRAMES, source.num_frames))
                     if part.num_frames >= detector.window]
@@ -231,11 +235,38 @@ def run_exam(persons: dict[str, list[Piece]], model_dir: str | None = None) -> l
             for kind, clips in (("genuine", [piece.clip]), ("dubbed", [fake]), ("impostor", impostors)):
                 raws[kind].setdefault(person, []).extend(exam_raw(detector, clip, tokens) for clip in clips)
                 shipped[kind].setdefault(person, []).extend(detector.score(clip, model).score for clip in clips)
+            for spec, (genuine_pieces, dubbed_clips) in degraded.items():
+                for kind, clip in (("genuine", genuine_pieces[index].clip), ("dubbed", dubbed_clips[index])):
+                    raws_corrupted[spec][kind].setdefault(person, []).append(exam_raw(detector, clip, tokens))
             print(f"exam {person} piece {piece.index}", flush=True)
     as_shipped = [*per_person_auc(shipped["genuine"], shipped["dubbed"]),
                   *per_person_auc(shipped["genuine"], shipped["impostor"])]
-    return [["ExamDetector.score (as shipped)", *as_shipped]] + evaluate_variants(
+    clean = [["ExamDetector.score (as shipped)", *as_shipped]] + evaluate_variants(
         EXAM_VARIANTS, raws["genuine"], raws["dubbed"], raws["impostor"])
+    return clean, {spec: evaluate_variants(EXAM_VARIANTS, kinds["genuine"], kinds["dubbed"])
+                   for spec, kinds in raws_corrupted.items()}
+
+
+def reference_pieces(rows, load, corrupted: bool = False) -> dict[str, list[Piece]]:
+    """The 5-s pieces of every person's genuine ``ref`` clips (persons with at least two pieces)."""
+    persons: dict[str, list[Piece]] = {}
+    for row in rows:
+        if row.split == "ref" and row.label == "real":
+            persons.setdefault(row.identity, []).extend(pieces_of(row.identity, load(row, corrupted)))
+    return {p: ps for p, ps in persons.items() if len(ps) >= 2}
+
+
+def exam_detector(args: argparse.Namespace):
+    """The shipped EXAM detector, or the one the ``--exam-*`` options describe; no generated trajectories."""
+    from exposeanyone.assets import exam_base_dir
+    from exposeanyone.detectors.exam import ExamDetector
+
+    settings = {"generation_steps": 0}
+    if args.exam_lr is not None:
+        settings["personalize_lr"] = args.exam_lr
+    if args.exam_steps_per_second is not None:
+        settings["personalize_steps_per_second"] = args.exam_steps_per_second
+    return ExamDetector.from_pretrained(args.exam_model or exam_base_dir(), **settings)
 
 
 def main() -> None:
@@ -243,29 +274,39 @@ def main() -> None:
     parser.add_argument("--avdata")
     parser.add_argument("--detectors", default="fau,exam")
     parser.add_argument("--exam-model", help="an EXAM base model folder to validate instead of the shipped one")
+    parser.add_argument("--exam-lr", type=float, help="personalisation learning rate to try")
+    parser.add_argument("--exam-steps-per-second", type=float, help="personalisation steps per second to try")
+    parser.add_argument("--corrupt", default="", help="comma-separated corruptions (e.g. video:3,noise:3) under "
+                                                      "which EXAM's variants are also scored")
     args = parser.parse_args()
     rows = read_manifest(require_avdata(args.avdata) / "MANIFEST.tsv")
-    load = clip_loader()
-    persons: dict[str, list[Piece]] = {}
-    for row in rows:
-        if row.split == "ref" and row.label == "real":
-            persons.setdefault(row.identity, []).extend(pieces_of(row.identity, load(row, False)))
-    persons = {p: ps for p, ps in persons.items() if len(ps) >= 2}
+    persons = reference_pieces(rows, clip_loader())
+    specs = [spec for spec in args.corrupt.split(",") if spec]
     results = {"pieces": {p: len(ps) for p, ps in persons.items()}}
     keys = ["mean_person_auc", "pooled_auc", "identity_swap_mean_person_auc", "identity_swap_pooled_auc"]
     headers = ["variant", "dubbing AUC (mean/person)", "dubbing AUC (pooled)", "identity swap (mean/person)",
                "identity swap (pooled)"]
     for name in args.detectors.split(","):
-        table = run_fau(persons) if name == "fau" else run_exam(persons, args.exam_model)
+        if name == "fau":
+            table = run_fau(persons)
+        else:
+            corrupted = {spec: reference_pieces(rows, clip_loader(spec), corrupted=True) for spec in specs}
+            table, corrupted_tables = run_exam(persons, exam_detector(args), corrupted)
+            if corrupted_tables:
+                results["exam_corrupted"] = {spec: {row[0]: dict(zip(keys, row[1:])) for row in spec_table}
+                                             for spec, spec_table in corrupted_tables.items()}
+                for spec, spec_table in corrupted_tables.items():
+                    print(f"\nexam, {spec}:")
+                    print_table(headers[:3], spec_table)
         results[name] = {row[0]: dict(zip(keys, row[1:])) for row in table}
         results[f"{name}_genuine_pieces"] = sum(n for p, n in results["pieces"].items()
                                                  if name == "fau" or persons[p][0].source.num_frames
                                                  >= EXAM_MIN_REFERENCE_FRAMES)
         print(f"\n{name}: {results['pieces']}")
         print_table(headers[:len(table[0])], table)
-    if args.exam_model:
-        results["exam_model"] = args.exam_model
-    write_result("validation", results)
+    trial = {key: value for key, value in (("exam_model", args.exam_model), ("exam_lr", args.exam_lr),
+                                           ("exam_steps_per_second", args.exam_steps_per_second)) if value is not None}
+    write_result("validation_trial" if trial else "validation", {**results, **trial})
 
 
 if __name__ == "__main__":

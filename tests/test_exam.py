@@ -310,6 +310,20 @@ def test_score_is_deterministic_and_well_shaped(detector_and_person):
     assert np.isclose(first.score, np.nanmean(first.window_scores))
 
 
+def test_identity_ratio_reads_the_blendshapes_at_its_own_noise_levels(detector_and_person):
+    detector, person = detector_and_person
+    clip = talking_clip(1.4, 5.0, seed=401)
+    extras = detector.score(clip, person).extras
+    windows = sliding_windows(clip_arrays(clip, WINDOW), WINDOW, 10)
+    x0, mel, mask = (torch.from_numpy(a) for a in (windows.expressions, windows.mel, windows.frame_mask))
+    tokens = torch.from_numpy(person.tensors["adapter_tokens"])
+    for adapter, key in ((tokens, "error_with"), (None, "error_without")):
+        errors = reconstruction_errors(detector.model, detector.ddpm, x0, mel, adapter, mask,
+                                       detector.identity_timesteps, detector.noises)
+        np.testing.assert_allclose(extras[key], errors[:, :52].mean(-1).double().numpy(), rtol=1e-5)
+    assert extras["identity_timesteps"] == [400, 600, 700] and extras["timing_timesteps"] == [600, 700, 800, 900]
+
+
 def test_unusable_windows_score_nan(detector_and_person):
     detector, person = detector_and_person
     silent = detector.score(talking_clip(1.4, 4.0, seed=500, silent=True), person)

@@ -48,15 +48,20 @@ pre-training) 50-300 gave a dubbing AUC of 0.48, 50-600 0.52 and 600-900 0.61, t
 IDENTITY_TIMESTEPS = (400, 600, 700)
 """Noise levels of the identity ratio. Chosen with ``benchmarks/validation.py`` (reference footage only):
 with the blendshapes at 400-700 instead of all channels at 600-900, identity swap rose from 0.66 to
-0.72 and dubbing from 0.71 to 0.78 (mean per person; both better in 95-100 % of bootstrap draws)."""
+0.72 and dubbing from 0.71 to 0.78 (mean per person; both better in 95-100 % of bootstrap draws); with
+the better-trained tokens since (:data:`PERSONALIZE_STEPS_PER_SECOND`), 0.79 to 0.88 and 0.77 to 0.82."""
 IDENTITY_CHANNELS = tuple(range(len(BLENDSHAPE_NAMES)))
 """The blendshapes. Head pose is left out of the identity ratio: its ratio ranked other people's
 footage as *more* like the person than their own (identity-swap AUC 0.37-0.47 at every noise level in
 ``benchmarks/validation.py``); how far a head moves in the picture depends on the framing."""
-PERSONALIZE_STEPS_PER_SECOND = 3.0
+PERSONALIZE_STEPS_PER_SECOND = 6.0
 """Adapter-token steps per second of usable reference footage (bounded below and above). A step of 8
-windows costs about 0.09 CPU-s, so this spends about 0.3 s per second of reference, which lets
-enrollment personalise three times (two calibration folds and the final fit) within 1.5 s per second."""
+windows costs about 0.09 CPU-s. Chosen with the learning rate on reference footage
+(``benchmarks/validation.py``'s leave-one-piece-out protocol, 16 pieces): at 3 steps per second and a
+rate of 0.03 the tokens were under-trained (identity swap 0.72, dubbing 0.78 mean per person); 6 steps
+per second at 0.1 gave 0.88 and 0.82. Longer reference is capped, so that enrollment, which
+personalises three times (two calibration folds and the final fit), stays within 1.5 s per second."""
+PERSONALIZE_LR = 0.1
 MIN_PERSONALIZE_STEPS = 40
 MAX_PERSONALIZE_STEPS = 150
 
@@ -74,6 +79,7 @@ class ExamDetector:
         seed: fixes the noise draws (so a clip always gets the same score) and personalisation.
         generation_steps: DDIM steps for the generated trajectory shown in plots; 0 skips it.
         personalize_lr: Adam learning rate of the adapter tokens.
+        personalize_steps_per_second: token-fitting steps per second of usable reference footage.
     """
 
     name = "exam"
@@ -82,7 +88,8 @@ class ExamDetector:
     def __init__(self, model: ExamDenoiser, *, identity_timesteps: Sequence[int] = IDENTITY_TIMESTEPS,
                  timing_timesteps: Sequence[int] = TIMING_TIMESTEPS, n_noises: int = 2,
                  window: int = WINDOW_FRAMES, stride: int = SCORING_STRIDE, seed: int = 0,
-                 generation_steps: int = 10, personalize_lr: float = 3e-2):
+                 generation_steps: int = 10, personalize_lr: float = PERSONALIZE_LR,
+                 personalize_steps_per_second: float = PERSONALIZE_STEPS_PER_SECOND):
         if window > model.config.window or window % model.config.frames_per_token:
             raise ValueError(f"the model reads windows of at most {model.config.window} frames, "
                              f"in multiples of {model.config.frames_per_token}")
@@ -91,6 +98,7 @@ class ExamDetector:
         self.window, self.stride, self.seed = window, stride, seed
         self.generation_steps = generation_steps
         self.personalize_lr = personalize_lr
+        self.personalize_steps_per_second = personalize_steps_per_second
         self.identity_timesteps = torch.tensor(identity_timesteps, dtype=torch.long)
         self.timing_timesteps = torch.tensor(timing_timesteps, dtype=torch.long)
         self.noises = torch.randn((n_noises, window, model.config.n_channels),
@@ -106,7 +114,7 @@ class ExamDetector:
     # ------------------------------------------------------------------------------------------ enroll
     def personalize_steps(self, usable_seconds: float) -> int:
         """Token-fitting steps for this much usable reference footage."""
-        steps = round(PERSONALIZE_STEPS_PER_SECOND * usable_seconds)
+        steps = round(self.personalize_steps_per_second * usable_seconds)
         return int(min(MAX_PERSONALIZE_STEPS, max(MIN_PERSONALIZE_STEPS, steps)))
 
     def enroll(self, clips: Sequence[ClipFeatures], progress: ProgressFn = no_progress) -> PersonModel:
