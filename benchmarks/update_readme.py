@@ -98,10 +98,10 @@ def _corrupted_validation(data: dict) -> list[str]:
     lines = ["", "EXAM on corrupted reference pieces (tokens learnt on clean footage), dubbing AUC mean per person "
              "(pooled):", "", "| exam scoring variant | clean | " + " | ".join(specs) + " |",
              "|---" * (len(specs) + 2) + "|"]
-    for name, row in data["exam"].items():
-        cells = [row] + [corrupted[spec].get(name) for spec in specs]
+    for name in corrupted[specs[0]]:
+        cells = [data["exam"][name]] + [corrupted[spec][name] for spec in specs]
         lines.append(f"| {name} | " + " | ".join(
-            f"{_fmt(c['mean_person_auc'])} ({_fmt(c['pooled_auc'])})" if c else "–" for c in cells) + " |")
+            f"{_fmt(cell['mean_person_auc'])} ({_fmt(cell['pooled_auc'])})" for cell in cells) + " |")
     return lines
 
 
