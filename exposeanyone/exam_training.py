@@ -48,6 +48,9 @@ PERSONALIZE_TIMESTEPS = (20, 700)
 (20, 700) gave a dubbing AUC of 0.61 and an impostor AUC of 0.81, (300, 1000) 0.55 and 0.88, within
 the noise of 22 dubbed clips; the one that favours dubbing, the harder case, is kept."""
 VALIDATION_TIMESTEPS = 10
+PERSONALIZE_LR = 0.1
+"""Adam learning rate of the adapter tokens; chosen with the detector's steps per second of reference
+(see :data:`exposeanyone.detectors.exam.PERSONALIZE_STEPS_PER_SECOND`)."""
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 LOG_FILE = "training_log.json"
@@ -490,7 +493,7 @@ def personalize(
     clips: Sequence[ClipFeatures],
     *,
     steps: int,
-    lr: float = 3e-2,
+    lr: float = PERSONALIZE_LR,
     batch_size: int = 8,
     seed: int = 0,
     progress: ProgressFn = no_progress,

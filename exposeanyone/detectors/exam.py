@@ -34,7 +34,7 @@ from ..clip import ClipFeatures
 from ..config import torch_device
 from ..diffusion import reconstruction_errors, sample, schedulers_for
 from ..errors import InputError, ProfileError
-from ..exam_training import personalize
+from ..exam_training import PERSONALIZE_LR, personalize
 from ..models.exam import ExamDenoiser
 from ..track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
 from ..windows import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
@@ -61,7 +61,6 @@ windows costs about 0.09 CPU-s. Chosen with the learning rate on reference foota
 rate of 0.03 the tokens were under-trained (identity swap 0.72, dubbing 0.78 mean per person); 6 steps
 per second at 0.1 gave 0.88 and 0.82. Longer reference is capped, so that enrollment, which
 personalises three times (two calibration folds and the final fit), stays within 1.5 s per second."""
-PERSONALIZE_LR = 0.1
 MIN_PERSONALIZE_STEPS = 40
 MAX_PERSONALIZE_STEPS = 150
 
