@@ -108,7 +108,9 @@ def _corrupted_validation(data: dict) -> list[str]:
 def _robustness_cell(run: dict | None) -> str:
     if not run:
         return "–"
-    cell = f"{_fmt(run['mean_auc'])} ({_fmt(run['mean_auc_drop_points'], 1)})"
+    interval = run.get("mean_auc_drop_interval_90")
+    spread = f"; {_fmt(interval[0], 1)} to {_fmt(interval[1], 1)}" if interval else ""
+    cell = f"{_fmt(run['mean_auc'])} ({_fmt(run['mean_auc_drop_points'], 1)}{spread})"
     if "clips" in run and run["scored_clips"] < run["clips"]:
         cell += f", {run['scored_clips']}/{run['clips']} clips scorable"
     return cell
@@ -125,14 +127,16 @@ def robustness_section() -> list[str]:
     data = _load("robustness")
     if not data:
         return []
-    lines = ["", f"Robustness (`{data['command']}`; negatives: {', '.join(data.get('negatives', []))}): "
-             "mean AUC over persons and its drop in points against the clean run with the same settings (a negative drop "
-             "is a rise); where the corruption hid the face, the share of clips that could be scored at all."]
+    lines = ["", f"Robustness (negatives: {', '.join(data.get('negatives', []))}): mean AUC over persons and its drop "
+             "in points against the clean run with the same settings (a negative drop is a rise), with its 90 % paired "
+             "bootstrap interval where measured; where the corruption hid the face, the share of clips that could be "
+             "scored at all."]
     for name, result in data["detectors"].items():
+        command = result.get("command", data["command"])
         specs = list(result["corrupted"])
         levels = sorted({s.split(":")[1] for s in specs})
         corruptions = list(dict.fromkeys(s.split(":")[0] for s in specs))
-        lines += ["", f"{name}: clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
+        lines += ["", f"{name} (`{command}`): clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
                   f"{_fmt(result['clean']['audio_swap_auc'])}", "",
                   "| corruption | " + " | ".join(f"level {lv}" for lv in levels) + " |",
                   "|---" * (len(levels) + 1) + "|"]

@@ -145,7 +145,8 @@ def run_track(args) -> int:
                "face_detected_ratio": round(clip.track.face_detected_ratio, 4),
                "interpolated_frames": int(clip.track.interpolated.sum()),
                "speech_ratio": round(clip.audio.speech_ratio, 4), "max_faces": clip.track.max_faces,
-               "corruption": clip.corruption, "sha256": clip.content_hash}
+               "corruption": clip.corruption, "denoising": clip.track.extra.get("denoising", {}),
+               "sha256": clip.content_hash}
     if out:
         clip.track.save(out)
         summary["out"] = str(out)

@@ -1,4 +1,5 @@
-"""From a video file to :class:`ClipFeatures`, once: decode, corrupt (optionally), track, featurise, cache.
+"""From a video file to :class:`ClipFeatures`, once: decode, corrupt (optionally), smooth if noisy, track,
+featurise, cache.
 
 The cache key is the file's content hash plus every option that changes the result, so the app and the
 CLI never track the same clip twice and a changed option never returns a stale track.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,15 @@ from .assets import FACE_LANDMARKER_SHA256, file_sha256
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
 from .config import FPS, SAMPLE_RATE, Limits, cache_dir
+from .denoise import denoise_frames
 from .detectors.base import ProgressFn, no_progress
 from .errors import NoFaceError
 from .media import MediaInfo, iter_frames, probe, read_audio
 from .storage import atomic_write_bytes
 from .track import Track
 
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
+"""Part of the cache key; 2 since noisy clips are smoothed before tracking (:mod:`~exposeanyone.denoise`)."""
 
 
 def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits | None = None,
@@ -75,14 +79,19 @@ def _analyse(info: MediaInfo, spec, limits: Limits, progress: ProgressFn) -> Cli
             reencoded = Path(scratch) / "reencoded.mp4"
             reencode_h264(info.path, reencoded, spec.video_crf)
             info = probe(reencoded, limits)
-        corrupt_frame = FrameCorruptor(spec) if spec.frame_corruptions else None
+        frames = iter_frames(info, limits.max_side_px)
+        if spec.frame_corruptions:
+            corrupt_frame = FrameCorruptor(spec)
+            frames = (corrupt_frame(frame, index) for index, frame in enumerate(frames))
+        frames, denoising = denoise_frames(frames)
         with FaceTracker(FPS) as tracker:
-            for index, frame in enumerate(iter_frames(info, limits.max_side_px)):
-                tracker.add(corrupt_frame(frame, index) if corrupt_frame else frame)
+            for index, frame in enumerate(frames):
+                tracker.add(frame)
                 if index % 25 == 0:
                     progress(0.95 * index / info.num_frames, f"tracking the face: frame {index}/{info.num_frames}")
             track = tracker.finish()
         audio = read_audio(info)
+    track = replace(track, extra={**track.extra, "denoising": denoising.to_json()})
     if spec.audio_snr_db is not None:
         audio = add_audio_noise(audio, spec.audio_snr_db)
     return ClipFeatures(track=track, audio=audio_features(audio, track.num_frames),

@@ -234,6 +234,11 @@ def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
     if clip.track.max_faces > 1:
         warnings.append(f"More than one face appeared ({clip.track.multi_face_frames} frames); the largest, "
                         "steadiest face was followed throughout.")
+    denoising = clip.track.extra.get("denoising", {})
+    if denoising.get("blur_px"):
+        warnings.append(f"The video is grainy (noise of about {denoising['noise_grey_levels']:.0f} grey levels of 255); "
+                        f"its frames were smoothed (blur of {denoising['blur_px']:.2g} px) before tracking the face, "
+                        "so the expressions, and the scores, are less certain than on clean footage.")
     if clip.audio.speech_ratio < 0.2:
         warnings.append(f"Speech is audible in only {clip.audio.speech_ratio:.0%} of the clip.")
     if profile is not None:

@@ -70,3 +70,11 @@ def test_sync_detector_scores_without_enrollment(talking_clip, tmp_path):
         assert key in report
     assert report["detector"] == "sync" and len(report["frame_scores"]) == 100
     assert "verdict:" in result.stdout
+
+
+def test_grainy_video_is_smoothed_and_the_report_says_so(talking_clip, tmp_path):
+    out = tmp_path / "report.json"
+    result = run_cli("score", talking_clip, "--detector", "sync", "--corrupt", "noise:3", "--json", out)
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads(out.read_text())["warnings"]
+    assert any("grainy" in w and "smoothed" in w for w in warnings), warnings

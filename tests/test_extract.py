@@ -124,3 +124,12 @@ def test_a_refused_clip_leaves_nothing_in_the_cache(bad_input, tmp_path):
     with pytest.raises(NoFaceError):
         extract_clip(bad_input("no_face"))
     assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_noisy_video_is_smoothed_before_tracking_and_says_so(talking_clip):
+    clean = extract_clip(talking_clip)
+    noisy = extract_clip(talking_clip, "noise:3")
+    assert clean.track.extra["denoising"]["blur_px"] == 0.0
+    assert noisy.track.extra["denoising"]["noise_grey_levels"] > 10
+    assert noisy.track.extra["denoising"]["blur_px"] > 1.0
+    assert noisy.track.face_detected_ratio >= 0.95
