@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from common import RESULTS_DIR, print_table, require_avdata, write_result
+from common import RESULTS_DIR, command_line, print_table, require_avdata, write_result
 from exposeanyone.corruptions import CORRUPTIONS
 from exposeanyone.evaluation import clip_loader, evaluate
 from exposeanyone.manifest import read_manifest
@@ -102,9 +102,7 @@ def main() -> None:
                               audio_swap_drop_points=drop(clean, result, "audio_swap_auc"))
                 runs[spec] = result
                 print(f"{detector} {spec}: {result}", flush=True)
-                payload["detectors"][detector] = {"command": f"python benchmarks/robustness.py --detectors {detector} "
-                                                             f"--levels {args.levels}",
-                                                  "clean": clean, "corrupted": runs,
+                payload["detectors"][detector] = {"command": command_line(), "clean": clean, "corrupted": runs,
                                                   "average_drop_by_level": _average_drops(runs, levels)}
                 write_result("robustness", payload)
         print_table(["corruption", *[f"level {lv} AUC (drop)" for lv in levels]],
