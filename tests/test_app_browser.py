@@ -175,7 +175,8 @@ def test_cancel_stops_an_enrollment(page, app, clips):
     page.wait_for_function("() => document.querySelector('#references').innerText.includes('eve_reference')",
                            timeout=UPLOAD_TIMEOUT_MS)
     page.get_by_role("button", name="Enroll", exact=True).click()
-    page.wait_for_selector(".progress-level-inner, .progress-text", timeout=60_000)
+    # the worker's own progress message, not just gradio's queue indicator: the enrollment has started
+    page.wait_for_selector("text=/tracking the face/", timeout=60_000)
     page.get_by_role("button", name="Cancel", exact=True).click()
     page.wait_for_selector("text=Enrollment cancelled; nothing was saved.", timeout=120_000)
     # uncancelled, this enrollment would finish within ~15 s; the worker must stop at its next progress report
