@@ -183,6 +183,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         except InputError as error:
             gr.Warning(str(error))
             return None, gr.update()
+        if files.discard_if_ended(_session(request)):
+            return None, gr.update()
         return str(out), [str(json_path), str(csv_path), str(out)]
 
     @gpu(duration=120)

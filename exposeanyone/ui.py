@@ -189,6 +189,15 @@ class SessionFiles:
             self._ended[key] = time.time()
             shutil.rmtree(self.root / key, ignore_errors=True)
 
+    def discard_if_ended(self, session: str | None) -> bool:
+        """Remove the session's folder again if the session ended while work was writing into it (a long
+        annotation started before the tab was closed); True when it had ended."""
+        key = _session_key(session) or "anonymous"
+        if key not in self._ended:
+            return False
+        shutil.rmtree(self.root / key, ignore_errors=True)
+        return True
+
     def prune(self) -> None:
         """Remove the folders of sessions that ended without saying so (closed laptops, API clients)."""
         if not self.root.is_dir():

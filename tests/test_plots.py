@@ -196,3 +196,6 @@ def test_session_files_are_separate_and_removed(tmp_path):
     with pytest.raises(ui.InputError, match="session has ended"):
         files.folder("abc")  # late work for a closed tab leaves nothing behind
     assert not a.exists() and files.folder("../x y") == b
+    a.mkdir()  # work that began before the tab closed wrote into the folder again
+    assert files.discard_if_ended("abc") and not a.exists()
+    assert not files.discard_if_ended("../x y") and b.exists()
