@@ -113,6 +113,7 @@ def enroll_clips(name: str, clips: Sequence[ClipFeatures], detectors: Sequence[s
     if usable < SHORT_REFERENCE_S:
         warnings.append(f"Only {usable:.0f} s of usable reference (face and speech): the calibration is rough "
                         f"and verdicts are less reliable; {SHORT_REFERENCE_S:.0f} s or more is recommended.")
+    warnings += [grainy for grainy in map(_grainy_warning, clips) if grainy]
     card = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "warnings": warnings,
             "references": [_reference_entry(c) for c in clips], "detectors": {},
             "usable_reference_seconds": round(usable, 2)}
@@ -229,16 +230,23 @@ def _calibration_for(detector: Detector, name: str, profile: Profile | None) -> 
     return Calibration(threshold=float("nan"), false_alarm_rate=float("nan"), genuine_scores=[], method="none")
 
 
+def _grainy_warning(clip: ClipFeatures) -> str | None:
+    """What the blur of a grainy clip before tracking (:mod:`~exposeanyone.denoise`) means, or None."""
+    denoising = clip.track.extra.get("denoising", {})
+    if not denoising.get("blur_px"):
+        return None
+    return (f"'{clip.name}' is grainy (noise of about {denoising['noise_grey_levels']:.0f} grey levels of 255); its "
+            f"frames were smoothed (blur of {denoising['blur_px']:.2g} px) before tracking the face, so its "
+            "expressions, and the scores, are less certain than on clean footage.")
+
+
 def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
     warnings = []
     if clip.track.max_faces > 1:
         warnings.append(f"More than one face appeared ({clip.track.multi_face_frames} frames); the largest, "
                         "steadiest face was followed throughout.")
-    denoising = clip.track.extra.get("denoising", {})
-    if denoising.get("blur_px"):
-        warnings.append(f"The video is grainy (noise of about {denoising['noise_grey_levels']:.0f} grey levels of 255); "
-                        f"its frames were smoothed (blur of {denoising['blur_px']:.2g} px) before tracking the face, "
-                        "so the expressions, and the scores, are less certain than on clean footage.")
+    if grainy := _grainy_warning(clip):
+        warnings.append(grainy)
     if clip.audio.speech_ratio < 0.2:
         warnings.append(f"Speech is audible in only {clip.audio.speech_ratio:.0%} of the clip.")
     if profile is not None:

@@ -133,3 +133,11 @@ def test_noisy_video_is_smoothed_before_tracking_and_says_so(talking_clip):
     assert noisy.track.extra["denoising"]["noise_grey_levels"] > 10
     assert noisy.track.extra["denoising"]["blur_px"] > 1.0
     assert noisy.track.face_detected_ratio >= 0.95
+
+
+def test_a_grainy_reference_is_named_in_the_profile_warnings(talking_clip_factory):
+    from exposeanyone.pipeline import enroll_clips
+
+    clip = extract_clip(talking_clip_factory(".mp4", seconds=12.0, seed=3), "noise:3")
+    profile = enroll_clips("Grace", [clip], detectors=("sync",))
+    assert any(clip.name in w and "grainy" in w for w in profile.card["warnings"]), profile.card["warnings"]
