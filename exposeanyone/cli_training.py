@@ -15,6 +15,9 @@ def add_training_commands(commands) -> None:
     pretrain.add_argument("--steps", type=int, default=4000)
     pretrain.add_argument("--batch-size", type=int, default=16)
     pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--identity-balance", type=float, default=None,
+                          help="how often each person is drawn: 1 in proportion to their footage, 0 every person "
+                               "equally (default 0.5, for a corpus dominated by one speaker; 1 suits a large one)")
     pretrain.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     pretrain.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     _add_threads(pretrain)
@@ -109,13 +112,20 @@ def _printer(label: str):
     return lambda f, m: printer(f, f"{label}: {m}")
 
 
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"--identity-balance must be between 0 and 1, not {value}.")
+    return value
+
+
 def run_pretrain(args) -> int:
     from .exam_training import pretrain_exam
 
+    balance = {} if args.identity_balance is None else {"identity_balance": _fraction(args.identity_balance)}
     _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
     pretrain_exam(clips, identities, Path(args.out), steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                  resume=not args.no_resume, time_budget_s=args.time_budget, progress=_printer("pretrain"))
+                  resume=not args.no_resume, time_budget_s=args.time_budget, progress=_printer("pretrain"), **balance)
     print(f"\nEXAM base model written to {args.out} ({len(clips)} clips, {len(set(identities))} identities)")
     return 0
 

@@ -78,3 +78,17 @@ def test_grainy_video_is_smoothed_and_the_report_says_so(talking_clip, tmp_path)
     assert result.returncode == 0, result.stderr
     warnings = json.loads(out.read_text())["warnings"]
     assert any("grainy" in w and "smoothed" in w for w in warnings), warnings
+
+
+def test_pretrain_takes_the_identity_balance_and_refuses_one_out_of_range(talking_clip, tmp_path):
+    folder = tmp_path / "people"
+    for person in ("ada", "bo"):
+        (folder / person).mkdir(parents=True)
+        (folder / person / "talk.mp4").symlink_to(talking_clip)
+    out = tmp_path / "base"
+    result = run_cli("pretrain", "--folder", folder, "--out", out, "--identity-balance", "1.5", "--steps", "2")
+    assert result.returncode == 2 and "between 0 and 1" in result.stderr and not out.exists()
+    assert main(["pretrain", "--folder", str(folder), "--out", str(out), "--identity-balance", "0",
+                 "--steps", "2", "--batch-size", "2"]) == 0
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["hyperparameters"]["identity_balance"] == 0.0
