@@ -187,12 +187,12 @@ class SessionFiles:
         key = _session_key(session)
         if key:
             self._ended[key] = time.time()
-            shutil.rmtree(self.root / key, ignore_errors=True)
+            self.discard_if_ended(key)
 
     def discard_if_ended(self, session: str | None) -> bool:
-        """Remove the session's folder again if the session ended while work was writing into it (a long
-        annotation started before the tab was closed); True when it had ended."""
-        key = _session_key(session) or "anonymous"
+        """Remove the session's folder if the session has ended: when it ends, and again if work that began
+        before (a long annotation) wrote into it afterwards. True when it had ended."""
+        key = _session_key(session)
         if key not in self._ended:
             return False
         shutil.rmtree(self.root / key, ignore_errors=True)
