@@ -11,9 +11,9 @@ from pathlib import Path
 import gradio as gr
 
 from exposeanyone import plots, ui
-from exposeanyone.config import Limits, avdata_dir, cache_dir, profiles_dir
+from exposeanyone.core.config import Limits, avdata_dir, cache_dir, profiles_dir
 from exposeanyone.corruptions import CORRUPTIONS
-from exposeanyone.errors import InputError
+from exposeanyone.core.errors import InputError
 from exposeanyone.profiles import ProfileStore
 
 try:  # ZeroGPU Spaces: the heavy handlers get a GPU while they run

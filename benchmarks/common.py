@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from exposeanyone.config import avdata_dir
+from exposeanyone.core.config import avdata_dir
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS_DIR.parent.parent

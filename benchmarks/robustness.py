@@ -23,7 +23,7 @@ from common import RESULTS_DIR, command_line, print_table, require_avdata, write
 from exposeanyone.corruptions import CORRUPTIONS
 from exposeanyone.evaluation import clip_loader, evaluate
 from exposeanyone.manifest import read_manifest
-from exposeanyone.metrics import roc_auc
+from exposeanyone.core.metrics import roc_auc
 
 DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]
 

@@ -30,7 +30,7 @@ from common import print_table, require_avdata, write_result
 from exposeanyone.clip import ClipFeatures
 from exposeanyone.evaluation import clip_loader
 from exposeanyone.manifest import read_manifest
-from exposeanyone.metrics import roc_auc
+from exposeanyone.core.metrics import roc_auc
 
 PIECE_FRAMES = 125
 MIN_LAST_PIECE = 75
@@ -258,7 +258,7 @@ def reference_pieces(rows, load, corrupted: bool = False) -> dict[str, list[Piec
 
 def exam_detector(args: argparse.Namespace):
     """The shipped EXAM detector, or the one the ``--exam-*`` options describe; no generated trajectories."""
-    from exposeanyone.assets import exam_base_dir
+    from exposeanyone.core.assets import exam_base_dir
     from exposeanyone.detectors.exam import ExamDetector
 
     settings = {"generation_steps": 0}

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from .core.errors import InputError
 from .track import BLENDSHAPE_NAMES
 
 _AU_TABLE: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (

@@ -17,9 +17,9 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from .config import FPS
+from .core.config import FPS
 from .detectors.base import ProgressFn, no_progress
-from .errors import MediaError
+from .core.errors import MediaError
 from .media import iter_frames, probe
 from .report import ScoreReport
 

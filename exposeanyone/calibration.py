@@ -13,7 +13,7 @@ import numpy as np
 
 from .clip import ClipFeatures
 from .detectors.base import Detector, ProgressFn, no_progress
-from .metrics import threshold_at_false_alarm_rate
+from .core.metrics import threshold_at_false_alarm_rate
 
 FALSE_ALARM_RATE = 0.05
 """Share of genuine reference windows that the threshold flags (the verdict's stated false-alarm rate)."""

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import Limits, profiles_dir
-from .errors import InputError
+from .core.config import Limits, profiles_dir
+from .core.errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".flv", ".m4v"}
 
@@ -184,7 +184,7 @@ def run_enroll(args) -> int:
 
 def run_score(args) -> int:
     from .pipeline import score_file
-    from .storage import atomic_write_text
+    from .core.storage import atomic_write_text
 
     out = _check_output(args.json)
     report = score_file(args.video, args.profile, _store(args), args.detector, args.corrupt,
@@ -206,7 +206,7 @@ def run_profiles(args) -> int:
     if not args.target:
         raise InputError(f"'profiles {args.action}' needs a {'file' if args.action == 'import' else 'profile name'}.")
     if args.action == "export":
-        from .storage import atomic_write_bytes
+        from .core.storage import atomic_write_bytes
 
         out = _check_output(args.out or f"{args.target}.zip")
         atomic_write_bytes(out, store.export_zip(args.target))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import avdata_dir
-from .errors import InputError
+from .core.config import avdata_dir
+from .core.errors import InputError
 
 
 def add_training_commands(commands) -> None:
@@ -168,7 +168,7 @@ def run_eval(args) -> int:
     from .corruptions import parse_corruption_spec
     from .evaluation import NEGATIVE_KINDS, clip_loader, evaluate
     from .manifest import read_manifest
-    from .storage import atomic_write_text
+    from .core.storage import atomic_write_text
 
     out = _check_output(args.json)
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]

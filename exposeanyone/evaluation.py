@@ -29,7 +29,7 @@ from .calibration import FALSE_ALARM_RATE
 from .clip import ClipFeatures
 from .detectors.base import ProgressFn, no_progress
 from .manifest import ManifestRow
-from .metrics import roc_auc
+from .core.metrics import roc_auc
 
 NEGATIVE_KINDS = ("identity-swap", "audio-swap")
 

@@ -24,12 +24,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .clip import ClipFeatures
-from .config import MEL_PER_FRAME
+from .core.config import MEL_PER_FRAME
 from .detectors.base import ProgressFn, no_progress
 from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler
-from .errors import NoFaceError
+from .core.errors import NoFaceError
 from .models.exam import ExamDenoiser
-from .storage import atomic_write_text, replace_directory
+from .core.storage import atomic_write_text, replace_directory
 from .windows import (MIN_FACE_RATIO, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, concatenate,
                       random_window, sliding_windows)
 

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import FACE_LANDMARKER_SHA256, file_sha256
+from .core.assets import FACE_LANDMARKER_SHA256, file_sha256
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
-from .config import FPS, SAMPLE_RATE, Limits, cache_dir
+from .core.config import FPS, SAMPLE_RATE, Limits, cache_dir
 from .denoise import denoise_frames
 from .detectors.base import ProgressFn, no_progress
-from .errors import NoFaceError
+from .core.errors import NoFaceError
 from .media import MediaInfo, iter_frames, probe, read_audio
-from .storage import atomic_write_bytes
+from .core.storage import atomic_write_bytes
 from .track import Track
 
 EXTRACTOR_VERSION = 2

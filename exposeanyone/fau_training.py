@@ -22,14 +22,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .clip import ClipFeatures
-from .config import torch_device
+from .core.config import torch_device
 from .detectors.base import ProgressFn, no_progress
-from .errors import InputError
+from .core.errors import InputError
 from .fau_datasets import LabelledVideo, SupervisedSampler
-from .metrics import roc_auc
+from .core.metrics import roc_auc
 from .models.fau import FauForensicsModel, fau_loss
 from .pseudo_fakes import FAKE_KINDS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams
-from .storage import atomic_write_text, replace_directory
+from .core.storage import atomic_write_text, replace_directory
 
 CHECKPOINT_VERSION = 1
 WARMUP_STEPS = 100

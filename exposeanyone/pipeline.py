@@ -13,12 +13,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
+from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
 from .calibration import (Calibration, calibrate, cross_validated_scores, verdict)
 from .clip import ClipFeatures
-from .config import Limits
+from .core.config import Limits
 from .detectors.base import Detector, PersonModel, ProgressFn, no_progress
-from .errors import InputError, LimitError, ProfileError
+from .core.errors import InputError, LimitError, ProfileError
 from .extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name
 from .report import ScoreReport, _finite_or_none, trajectories_by_channel

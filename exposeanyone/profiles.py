@@ -26,8 +26,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from .detectors.base import PersonModel
-from .errors import ProfileError
-from .storage import exclusive_lock, recover_directory, replace_directory
+from .core.errors import ProfileError
+from .core.storage import exclusive_lock, recover_directory, replace_directory
 
 CARD_NAME = "profile.json"
 PROFILE_FORMAT_VERSION = 1
@@ -200,7 +200,7 @@ class ProfileStore:
 
 
 def backup_of(folder: Path) -> Path:
-    """Where :func:`~exposeanyone.storage.replace_directory` keeps the old folder during a swap."""
+    """Where :func:`~exposeanyone.core.storage.replace_directory` keeps the old folder during a swap."""
     return folder.with_name(f".{folder.name}.old")
 
 

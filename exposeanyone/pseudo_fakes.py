@@ -28,8 +28,8 @@ import numpy as np
 
 from .action_units import blendshapes_to_action_units
 from .clip import ClipFeatures
-from .config import FPS, MEL_PER_FRAME
-from .errors import InputError
+from .core.config import FPS, MEL_PER_FRAME
+from .core.errors import InputError
 from .windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 
 WINDOW_FRAMES = FPS

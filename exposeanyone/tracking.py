@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .assets import FACE_LANDMARKER_SHA256, face_landmarker_path
-from .config import FPS
+from .core.assets import FACE_LANDMARKER_SHA256, face_landmarker_path
+from .core.config import FPS
 from .track import MOUTH_CROP_SIZE, N_LANDMARKS, Track
 
 MAX_GAP_FRAMES = 5

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .assets import exam_base_dir, fau_model_dir, ridge_generic_path
+from .core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
 from .calibration import MIN_GENUINE_WINDOWS
-from .config import Limits, avdata_dir, cache_dir
+from .core.config import Limits, avdata_dir, cache_dir
 from .corruptions import CORRUPTIONS, parse_corruption_spec
 from .detectors.base import ProgressFn, no_progress
-from .errors import InputError
+from .core.errors import InputError
 from .pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from .profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
 from .report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport

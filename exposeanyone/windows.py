@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio_features import LOG_FLOOR
 from .clip import ClipFeatures
-from .config import MEL_PER_FRAME
+from .core.config import MEL_PER_FRAME
 from .detectors.base import window_starts
 
 WINDOW_FRAMES = 100

@@ -5,7 +5,7 @@ import numpy as np
 
 from exposeanyone.audio_features import audio_features
 from exposeanyone.clip import ClipFeatures
-from exposeanyone.config import FPS, SAMPLE_RATE
+from exposeanyone.core.config import FPS, SAMPLE_RATE
 from exposeanyone.track import Track
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from exposeanyone.audio_features import HOP_LENGTH, audio_features, log_mel, speech_activity
-from exposeanyone.config import FPS, SAMPLE_RATE
+from exposeanyone.core.config import FPS, SAMPLE_RATE
 
 
 def tone(seconds, freq=440.0, amplitude=0.3):

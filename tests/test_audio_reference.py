@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from exposeanyone.audio_reference import MIN_SHIFT_FRAMES, REFERENCE_SHIFTS, reference_shifts, shifted_audio
-from exposeanyone.config import MEL_PER_FRAME
+from exposeanyone.core.config import MEL_PER_FRAME
 
 from synthetic_arrays import make_clip
 

@@ -8,7 +8,7 @@ from exposeanyone.clip import ClipFeatures
 from exposeanyone.detectors.base import PersonModel
 from exposeanyone.detectors.baselines import (MOUTH_OPENING_CHANNEL, N_AUDIO_FEATURES, WINDOW_LENGTH,
                                               RidgeRatioBaseline, SyncBaseline, fit_ridge_cv, stacked_log_mel)
-from exposeanyone.errors import InputError, ProfileError
+from exposeanyone.core.errors import InputError, ProfileError
 from exposeanyone.track import Track
 
 

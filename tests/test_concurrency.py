@@ -147,7 +147,7 @@ def enroll_and_score(url: str, person: str, clip: Path, downloads: Path) -> tupl
 def test_eight_clients_enroll_and_score_different_people_at_once(server, people, tmp_path):
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("gradio_client")
-    from exposeanyone.assets import file_sha256
+    from exposeanyone.core.assets import file_sha256
 
     url, process, root = server
     app = psutil.Process(process.pid)

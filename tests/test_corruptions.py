@@ -25,7 +25,7 @@ from exposeanyone.corruptions import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
-from exposeanyone.errors import InputError, MediaError
+from exposeanyone.core.errors import InputError, MediaError
 
 FRAME_CORRUPTIONS = [name for name, c in CORRUPTIONS.items() if c.stage == "frame"]
 RANDOM_CORRUPTIONS = ["block", "noise"]

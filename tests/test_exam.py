@@ -14,7 +14,7 @@ from exposeanyone.detectors.base import PersonModel
 from exposeanyone.detectors.exam import ExamDetector
 from exposeanyone.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
                                     training_scheduler)
-from exposeanyone.errors import InputError, ProfileError
+from exposeanyone.core.errors import InputError, ProfileError
 from exposeanyone.exam_training import (amplify_motion, personalize, pretrain_exam, sampling_weights,
                                         warp_frequencies)
 from exposeanyone.models import ExamDenoiser

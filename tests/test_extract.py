@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from exposeanyone.config import Limits
-from exposeanyone.errors import InputError, LimitError, MediaError, NoFaceError
+from exposeanyone.core.config import Limits
+from exposeanyone.core.errors import InputError, LimitError, MediaError, NoFaceError
 from exposeanyone.extract import extract_clip
 from exposeanyone.media import probe
 

@@ -14,10 +14,10 @@ from exposeanyone.audio_features import AudioFeatures
 from exposeanyone.audio_reference import shifted_audio
 from exposeanyone.clip import ClipFeatures
 from exposeanyone.detectors.fau import FauDetector
-from exposeanyone.errors import InputError
+from exposeanyone.core.errors import InputError
 from exposeanyone.fau_datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
 from exposeanyone.fau_training import train_fau
-from exposeanyone.metrics import roc_auc
+from exposeanyone.core.metrics import roc_auc
 from exposeanyone.models.fau import FauForensicsModel, fau_loss
 from exposeanyone.pseudo_fakes import (KIND_LABELS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams)
 from exposeanyone.track import BLENDSHAPE_NAMES, Track

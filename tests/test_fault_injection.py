@@ -176,7 +176,7 @@ def versioned_profile(version: int):
 
 def read_version(store) -> int | str:
     """The version of the profile on disk, or why it is not one whole version."""
-    from exposeanyone.errors import ProfileError
+    from exposeanyone.core.errors import ProfileError
 
     try:
         profile = store.load(NAME)

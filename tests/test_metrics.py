@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from exposeanyone.metrics import (auc_confidence_interval, auc_summary, false_alarm_rate, roc_auc, roc_curve,
+from exposeanyone.core.metrics import (auc_confidence_interval, auc_summary, false_alarm_rate, roc_auc, roc_curve,
                                   threshold_at_false_alarm_rate)
 
 

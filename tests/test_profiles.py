@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from exposeanyone.detectors.base import PersonModel
-from exposeanyone.errors import ProfileError
+from exposeanyone.core.errors import ProfileError
 from exposeanyone.profiles import Profile, ProfileStore, validate_name
 
 

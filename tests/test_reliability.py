@@ -27,9 +27,9 @@ from exposeanyone import ui
 from exposeanyone.audio_features import AudioFeatures
 from exposeanyone.cli import main
 from exposeanyone.clip import ClipFeatures
-from exposeanyone.config import Limits
+from exposeanyone.core.config import Limits
 from exposeanyone.detectors.base import PersonModel
-from exposeanyone.errors import InputError, LimitError, ProfileError
+from exposeanyone.core.errors import InputError, LimitError, ProfileError
 from exposeanyone.extract import extract_clip
 from exposeanyone.media import iter_frames, probe
 from exposeanyone.pipeline import enroll_clips, score_clip

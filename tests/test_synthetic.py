@@ -10,7 +10,7 @@ import pytest
 
 from exposeanyone import synthetic
 from exposeanyone.audio_features import frame_energy_db
-from exposeanyone.config import SAMPLE_RATE
+from exposeanyone.core.config import SAMPLE_RATE
 
 JAW_OPEN = 25  # index of jawOpen among MediaPipe's 52 blendshapes
 
@@ -43,7 +43,7 @@ def landmark(path, num_faces: int = 1) -> tuple[np.ndarray, np.ndarray]:
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    from exposeanyone.assets import face_landmarker_path
+    from exposeanyone.core.assets import face_landmarker_path
 
     options = vision.FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),

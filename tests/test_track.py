@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from exposeanyone.errors import InputError
+from exposeanyone.core.errors import InputError
 from exposeanyone.track import EXPRESSION_NAMES, Track
 from exposeanyone.tracking import interpolate_gaps, pose_from_matrix, short_gaps
 from synthetic_arrays import make_track

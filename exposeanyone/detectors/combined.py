@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..clip import ClipFeatures
-from ..errors import ProfileError
+from ..core.errors import ProfileError
 from .base import (Detector, DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress)
 

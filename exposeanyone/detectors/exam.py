@@ -31,9 +31,9 @@ import torch
 
 from ..audio_reference import reference_shifts, shifted_audio
 from ..clip import ClipFeatures
-from ..config import torch_device
+from ..core.config import torch_device
 from ..diffusion import reconstruction_errors, sample, schedulers_for
-from ..errors import InputError, ProfileError
+from ..core.errors import InputError, ProfileError
 from ..exam_training import PERSONALIZE_LR, personalize
 from ..models.exam import ExamDenoiser
 from ..track import BLENDSHAPE_NAMES, SPEECH_CHANNELS

@@ -34,11 +34,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..assets import fau_model_dir
+from ..core.assets import fau_model_dir
 from ..calibration import Calibration
 from ..clip import ClipFeatures
-from ..config import MEL_PER_FRAME, torch_device
-from ..errors import InputError
+from ..core.config import MEL_PER_FRAME, torch_device
+from ..core.errors import InputError
 from ..models.fau import FauForensicsModel
 from ..audio_reference import reference_shifts, shifted_audio
 from ..av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset

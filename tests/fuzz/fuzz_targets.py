@@ -2,7 +2,7 @@
 
 Each target owns a few valid seed files, a hypothesis strategy that mutates them, and a ``check`` that
 runs the reader and fails on anything but the documented outcome: the file is read, or the reader raises
-an :class:`~exposeanyone.errors.InputError` subclass (one readable sentence). A crash, another exception
+an :class:`~exposeanyone.core.errors.InputError` subclass (one readable sentence). A crash, another exception
 type, a hang or a write outside the profiles folder is a finding.
 
 Used by ``test_fuzz_quick.py`` (a few examples per target in the normal suite) and ``run_fuzz.py``
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from exposeanyone.errors import InputError, ProfileError
+from exposeanyone.core.errors import InputError, ProfileError
 
 EXAMPLE_TIME_LIMIT_S = 60
 """An input that keeps a reader busy longer than this counts as a hang."""

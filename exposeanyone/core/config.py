@@ -16,7 +16,7 @@ MEL_PER_FRAME = 4
 """Log-mel frames per video frame (100 Hz)."""
 N_MELS = 80
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ASSETS_DIR = Path(os.environ.get("EXPOSEANYONE_ASSETS_DIR", PACKAGE_DIR.parent / "assets"))
 
 
