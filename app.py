@@ -12,7 +12,7 @@ import gradio as gr
 
 from exposeanyone import plots, ui
 from exposeanyone.core.config import Limits, avdata_dir, cache_dir, profiles_dir
-from exposeanyone.corruptions import CORRUPTIONS
+from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.core.errors import InputError
 from exposeanyone.profiles import ProfileStore
 

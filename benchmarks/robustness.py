@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from common import RESULTS_DIR, command_line, print_table, require_avdata, write_result
-from exposeanyone.corruptions import CORRUPTIONS
+from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.evaluation import clip_loader, evaluate
 from exposeanyone.manifest import read_manifest
 from exposeanyone.core.metrics import roc_auc

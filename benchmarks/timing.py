@@ -19,7 +19,7 @@ from pathlib import Path
 import imageio_ffmpeg
 
 from common import peak_rss_mb, print_table, require_avdata, write_result
-from exposeanyone.extract import extract_clip
+from exposeanyone.media.extract import extract_clip
 from exposeanyone.manifest import read_manifest
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 

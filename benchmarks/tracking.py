@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from common import peak_rss_mb, print_table, require_avdata, write_result
-from exposeanyone.extract import extract_clip
+from exposeanyone.media.extract import extract_clip
 from exposeanyone.manifest import read_manifest
 
 DETECTION_TARGET = 0.95

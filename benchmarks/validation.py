@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from common import print_table, require_avdata, write_result
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.evaluation import clip_loader
 from exposeanyone.manifest import read_manifest
 from exposeanyone.core.metrics import roc_auc
@@ -144,7 +144,7 @@ def _error(raw, kind: str, move: int, timesteps, channels) -> np.ndarray:
 
 def _exam_score(raw, identity_channels=IDENTITY_CHANNELS, identity_timesteps=(400, 600, 700),
                 far=(-50, -35, 35, 50), identity_power=1.0, timing=True) -> float:
-    from exposeanyone.track import SPEECH_CHANNELS
+    from exposeanyone.media.track import SPEECH_CHANNELS
 
     window = 1.0
     if identity_channels:

@@ -20,7 +20,7 @@ import numpy as np
 from .core.config import FPS
 from .detectors.base import ProgressFn, no_progress
 from .core.errors import MediaError
-from .media import iter_frames, probe
+from .media.decode import iter_frames, probe
 from .report import ScoreReport
 
 MAX_SIDE_PX = 640

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .detectors.base import Detector, ProgressFn, no_progress
 from .core.metrics import threshold_at_false_alarm_rate
 

@@ -137,7 +137,7 @@ def _progress_printer(enabled: bool = True):
 
 
 def run_track(args) -> int:
-    from .extract import extract_clip
+    from .media.extract import extract_clip
 
     out = _check_output(args.out)
     clip = extract_clip(args.video, args.corrupt, progress=_progress_printer())

@@ -81,7 +81,7 @@ def _manifest_path(value: str | None) -> Path:
 def training_clips(args, progress=None):
     """Genuine training clips and their identities: a manifest's ``pretrain`` rows, or a folder tree."""
     from .cli import videos_in
-    from .extract import extract_clip
+    from .media.extract import extract_clip
     from .manifest import read_manifest
 
     if getattr(args, "folder", None):
@@ -143,7 +143,7 @@ def run_train_fau(args) -> int:
 
 
 def _supervised_fau_clips(args) -> list:
-    from .extract import extract_clip
+    from .media.extract import extract_clip
     from .fau_datasets import read_fakeavceleb, read_lavdf
 
     labelled = []
@@ -165,7 +165,7 @@ def run_fit_ridge(args) -> int:
 
 def run_eval(args) -> int:
     from .cli import _check_output
-    from .corruptions import parse_corruption_spec
+    from .media.corruptions import parse_corruption_spec
     from .evaluation import NEGATIVE_KINDS, clip_loader, evaluate
     from .manifest import read_manifest
     from .core.storage import atomic_write_text

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .calibration import FALSE_ALARM_RATE
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .detectors.base import ProgressFn, no_progress
 from .manifest import ManifestRow
 from .core.metrics import roc_auc
@@ -47,7 +47,7 @@ class Scored:
 
 def clip_loader(corrupt: str | None = None) -> Callable[[ManifestRow, bool], ClipFeatures]:
     """``load(row, is_test)`` for :func:`evaluate`, memoised; only test clips are corrupted."""
-    from .extract import extract_clip
+    from .media.extract import extract_clip
 
     cache: dict = {}
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .core.config import MEL_PER_FRAME
 from .detectors.base import ProgressFn, no_progress
 from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .core.config import torch_device
 from .detectors.base import ProgressFn, no_progress
 from .core.errors import InputError

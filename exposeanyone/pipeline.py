@@ -15,11 +15,11 @@ import numpy as np
 
 from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
 from .calibration import (Calibration, calibrate, cross_validated_scores, verdict)
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .core.config import Limits
 from .detectors.base import Detector, PersonModel, ProgressFn, no_progress
 from .core.errors import InputError, LimitError, ProfileError
-from .extract import extract_clip
+from .media.extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name
 from .report import ScoreReport, _finite_or_none, trajectories_by_channel
 
@@ -231,7 +231,7 @@ def _calibration_for(detector: Detector, name: str, profile: Profile | None) -> 
 
 
 def _grainy_warning(clip: ClipFeatures) -> str | None:
-    """What the blur of a grainy clip before tracking (:mod:`~exposeanyone.denoise`) means, or None."""
+    """What the blur of a grainy clip before tracking (:mod:`~exposeanyone.media.denoise`) means, or None."""
     denoising = clip.track.extra.get("denoising", {})
     if not denoising.get("blur_px"):
         return None

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .action_units import blendshapes_to_action_units
-from .clip import ClipFeatures
+from .media.clip import ClipFeatures
 from .core.config import FPS, MEL_PER_FRAME
 from .core.errors import InputError
 from .windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .track import EXPRESSION_NAMES
+from .media.track import EXPRESSION_NAMES
 
 EXPLANATIONS = {
     "exam": ("The score multiplies two ratios of the EXAM model's reconstruction errors. Identity: its error with "

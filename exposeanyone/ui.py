@@ -19,13 +19,13 @@ from typing import Mapping, Sequence
 from .core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
 from .calibration import MIN_GENUINE_WINDOWS
 from .core.config import Limits, avdata_dir, cache_dir
-from .corruptions import CORRUPTIONS, parse_corruption_spec
+from .media.corruptions import CORRUPTIONS, parse_corruption_spec
 from .detectors.base import ProgressFn, no_progress
 from .core.errors import InputError
 from .pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from .profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
 from .report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
-from .track import EXPRESSION_NAMES
+from .media.track import EXPRESSION_NAMES
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",

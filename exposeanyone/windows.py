@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .audio_features import LOG_FLOOR
-from .clip import ClipFeatures
+from .media.audio_features import LOG_FLOOR
+from .media.clip import ClipFeatures
 from .core.config import MEL_PER_FRAME
 from .detectors.base import window_starts
 

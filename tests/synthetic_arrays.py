@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from exposeanyone.audio_features import audio_features
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.audio_features import audio_features
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.core.config import FPS, SAMPLE_RATE
-from exposeanyone.track import Track
+from exposeanyone.media.track import Track
 
 
 def make_track(frames: int, seed: int = 0, valid: np.ndarray | None = None) -> Track:

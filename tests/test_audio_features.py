@@ -1,6 +1,6 @@
 import numpy as np
 
-from exposeanyone.audio_features import HOP_LENGTH, audio_features, log_mel, speech_activity
+from exposeanyone.media.audio_features import HOP_LENGTH, audio_features, log_mel, speech_activity
 from exposeanyone.core.config import FPS, SAMPLE_RATE
 
 

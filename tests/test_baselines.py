@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from exposeanyone.audio_features import AudioFeatures
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.audio_features import AudioFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.detectors.base import PersonModel
 from exposeanyone.detectors.baselines import (MOUTH_OPENING_CHANNEL, N_AUDIO_FEATURES, WINDOW_LENGTH,
                                               RidgeRatioBaseline, SyncBaseline, fit_ridge_cv, stacked_log_mel)
 from exposeanyone.core.errors import InputError, ProfileError
-from exposeanyone.track import Track
+from exposeanyone.media.track import Track
 
 
 def smooth_noise(rng, length, channels, width=3):

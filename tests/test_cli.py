@@ -26,7 +26,7 @@ def test_track_prints_the_summary_and_writes_the_track(talking_clip, tmp_path, c
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 100 and summary["fps"] == 25
     assert summary["face_detected_ratio"] >= 0.95 and 0 < summary["speech_ratio"] <= 1
-    from exposeanyone.track import Track
+    from exposeanyone.media.track import Track
 
     assert Track.load(out).num_frames == 100
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from exposeanyone.corruptions import (
+from exposeanyone.media.corruptions import (
     CORRUPTIONS,
     LEVELS,
     NEUTRAL_CHROMA,

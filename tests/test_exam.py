@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from exposeanyone.audio_features import AudioFeatures
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.audio_features import AudioFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.detectors.base import PersonModel
 from exposeanyone.detectors.exam import ExamDetector
 from exposeanyone.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
@@ -18,7 +18,7 @@ from exposeanyone.core.errors import InputError, ProfileError
 from exposeanyone.exam_training import (amplify_motion, personalize, pretrain_exam, sampling_weights,
                                         warp_frequencies)
 from exposeanyone.models import ExamDenoiser
-from exposeanyone.track import Track
+from exposeanyone.media.track import Track
 from exposeanyone.windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO, clip_arrays, random_window, sliding_windows
 
 WINDOW = 40

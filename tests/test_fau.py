@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from exposeanyone.action_units import AU_NAMES, blendshapes_to_action_units
-from exposeanyone.audio_features import AudioFeatures
+from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.audio_reference import shifted_audio
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.detectors.fau import FauDetector
 from exposeanyone.core.errors import InputError
 from exposeanyone.fau_datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
@@ -20,7 +20,7 @@ from exposeanyone.fau_training import train_fau
 from exposeanyone.core.metrics import roc_auc
 from exposeanyone.models.fau import FauForensicsModel, fau_loss
 from exposeanyone.pseudo_fakes import (KIND_LABELS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams)
-from exposeanyone.track import BLENDSHAPE_NAMES, Track
+from exposeanyone.media.track import BLENDSHAPE_NAMES, Track
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fau"
 TINY = {"width": 32, "heads": 2, "mouth_channels": (8, 16)}

@@ -145,7 +145,7 @@ def cache_writer(root: Path):
     """An entry of the analysis cache, written as ``extract_clip`` writes it."""
     from synthetic_arrays import make_clip
 
-    from exposeanyone.extract import _load_cached, _save_cached
+    from exposeanyone.media.extract import _load_cached, _save_cached
 
     path = root / "clips" / "ab" / "entry.npz"
     clips = {version: make_clip(2.0, seed=version) for version in (1, 2)}
@@ -212,7 +212,7 @@ def enroll_to_the_end(root: Path, version: int, video: Path) -> dict:
 
 
 def test_enrollment_killed_at_random_moments_leaves_the_old_or_the_new_profile(tmp_path, talking_clip, monkeypatch):
-    from exposeanyone.extract import extract_clip
+    from exposeanyone.media.extract import extract_clip
     from exposeanyone.profiles import ProfileStore
 
     monkeypatch.setenv("EXPOSEANYONE_CACHE_DIR", str(tmp_path / "cache"))

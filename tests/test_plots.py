@@ -9,7 +9,7 @@ import pytest
 
 from exposeanyone import plots, ui
 from exposeanyone.report import ScoreReport
-from exposeanyone.track import EXPRESSION_NAMES
+from exposeanyone.media.track import EXPRESSION_NAMES
 
 FPS = 25
 

@@ -24,14 +24,14 @@ from app_testing import ROOT, app_environment
 from synthetic_arrays import make_clip, make_track
 
 from exposeanyone import ui
-from exposeanyone.audio_features import AudioFeatures
+from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.cli import main
-from exposeanyone.clip import ClipFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.core.config import Limits
 from exposeanyone.detectors.base import PersonModel
 from exposeanyone.core.errors import InputError, LimitError, ProfileError
-from exposeanyone.extract import extract_clip
-from exposeanyone.media import iter_frames, probe
+from exposeanyone.media.extract import extract_clip
+from exposeanyone.media.decode import iter_frames, probe
 from exposeanyone.pipeline import enroll_clips, score_clip
 from exposeanyone.profiles import MAX_NAME_BYTES, Profile, ProfileStore, validate_name
 
@@ -417,8 +417,8 @@ def test_a_bad_limit_setting_is_one_sentence(talking_clip, capsys, monkeypatch, 
 def test_limits_are_enforced_before_any_decoding(talking_clip, tmp_path, capsys, monkeypatch, variable, value, words):
     monkeypatch.setenv("EXPOSEANYONE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(variable, value)
-    monkeypatch.setattr("exposeanyone.extract.iter_frames", _heavy_work)
-    monkeypatch.setattr("exposeanyone.extract.read_audio", _heavy_work)
+    monkeypatch.setattr("exposeanyone.media.extract.iter_frames", _heavy_work)
+    monkeypatch.setattr("exposeanyone.media.extract.read_audio", _heavy_work)
     code, _, stderr = run(capsys, "score", talking_clip, "--detector", "sync")
     assert code == 2 and len(stderr) == 1 and words in stderr[0]
     with pytest.raises(LimitError, match=words):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from exposeanyone import synthetic
-from exposeanyone.audio_features import frame_energy_db
+from exposeanyone.media.audio_features import frame_energy_db
 from exposeanyone.core.config import SAMPLE_RATE
 
 JAW_OPEN = 25  # index of jawOpen among MediaPipe's 52 blendshapes

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from exposeanyone.core.errors import InputError
-from exposeanyone.track import EXPRESSION_NAMES, Track
-from exposeanyone.tracking import interpolate_gaps, pose_from_matrix, short_gaps
+from exposeanyone.media.track import EXPRESSION_NAMES, Track
+from exposeanyone.media.tracking import interpolate_gaps, pose_from_matrix, short_gaps
 from synthetic_arrays import make_track
 
 

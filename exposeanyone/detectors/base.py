@@ -10,7 +10,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..clip import ClipFeatures
+from ..media.clip import ClipFeatures
 
 ProgressFn = Callable[[float, str], None]
 """``progress(fraction_done, message)``; fraction in [0, 1]."""

@@ -16,12 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..audio_features import AudioFeatures
-from ..clip import ClipFeatures
+from ..media.audio_features import AudioFeatures
+from ..media.clip import ClipFeatures
 from ..core.config import MEL_PER_FRAME, N_MELS
 from ..core.errors import InputError, ProfileError
 from ..core.storage import atomic_write_bytes
-from ..track import BLENDSHAPE_NAMES, POSE_NAMES
+from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
 from ..windows import SCORING_STRIDE, WINDOW_FRAMES, window_usable
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress, window_starts)

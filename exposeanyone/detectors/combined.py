@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..clip import ClipFeatures
+from ..media.clip import ClipFeatures
 from ..core.errors import ProfileError
 from .base import (Detector, DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress)

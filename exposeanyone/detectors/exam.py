@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from ..audio_reference import reference_shifts, shifted_audio
-from ..clip import ClipFeatures
+from ..media.clip import ClipFeatures
 from ..core.config import torch_device
 from ..diffusion import reconstruction_errors, sample, schedulers_for
 from ..core.errors import InputError, ProfileError
 from ..exam_training import PERSONALIZE_LR, personalize
 from ..models.exam import ExamDenoiser
-from ..track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
+from ..media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
 from ..windows import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress, window_starts)

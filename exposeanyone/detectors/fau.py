@@ -36,7 +36,7 @@ import torch
 
 from ..core.assets import fau_model_dir
 from ..calibration import Calibration
-from ..clip import ClipFeatures
+from ..media.clip import ClipFeatures
 from ..core.config import MEL_PER_FRAME, torch_device
 from ..core.errors import InputError
 from ..models.fau import FauForensicsModel

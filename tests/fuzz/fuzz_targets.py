@@ -203,8 +203,8 @@ class ContainerTarget(Target):
             lambda which: st.tuples(st.just(which), mutated_bytes(self.seeds[which])))
 
     def check(self, example) -> None:
-        from exposeanyone.extract import extract_clip
-        from exposeanyone.media import probe
+        from exposeanyone.media.extract import extract_clip
+        from exposeanyone.media.decode import probe
 
         which, data = example
         path = self.workdir / ("input.mp4" if which == 0 else "input.mkv")
@@ -261,7 +261,7 @@ class TrackTarget(Target):
         return st.one_of(mutated_bytes(self.seed), mutated_zip(self.seed), replaced_member())
 
     def check(self, example: bytes) -> None:
-        from exposeanyone.track import N_LANDMARKS, Track
+        from exposeanyone.media.track import N_LANDMARKS, Track
 
         path = self.workdir / "input.npz"
         path.write_bytes(example)

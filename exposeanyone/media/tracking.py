@@ -1,4 +1,4 @@
-"""Face tracking with MediaPipe FaceLandmarker: frames in, a :class:`~exposeanyone.track.Track` out.
+"""Face tracking with MediaPipe FaceLandmarker: frames in, a :class:`~exposeanyone.media.track.Track` out.
 
 One landmarker per video in VIDEO mode (its tracker carries state between frames and needs strictly
 increasing timestamps). Up to two faces are detected so that a second person is noticed; the tracked
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .core.assets import FACE_LANDMARKER_SHA256, face_landmarker_path
-from .core.config import FPS
+from ..core.assets import FACE_LANDMARKER_SHA256, face_landmarker_path
+from ..core.config import FPS
 from .track import MOUTH_CROP_SIZE, N_LANDMARKS, Track
 
 MAX_GAP_FRAMES = 5

@@ -40,7 +40,7 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from .core.errors import InputError, MediaError
+from ..core.errors import InputError, MediaError
 
 LEVELS = (1, 2, 3, 4, 5)
 BLOCK_SIZE = 8

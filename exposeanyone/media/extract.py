@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.assets import FACE_LANDMARKER_SHA256, file_sha256
+from ..core.assets import FACE_LANDMARKER_SHA256, file_sha256
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
-from .core.config import FPS, SAMPLE_RATE, Limits, cache_dir
+from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
 from .denoise import denoise_frames
-from .detectors.base import ProgressFn, no_progress
-from .core.errors import NoFaceError
-from .media import MediaInfo, iter_frames, probe, read_audio
-from .core.storage import atomic_write_bytes
+from ..detectors.base import ProgressFn, no_progress
+from ..core.errors import NoFaceError
+from .decode import MediaInfo, iter_frames, probe, read_audio
+from ..core.storage import atomic_write_bytes
 from .track import Track
 
 EXTRACTOR_VERSION = 2
-"""Part of the cache key; 2 since noisy clips are smoothed before tracking (:mod:`~exposeanyone.denoise`)."""
+"""Part of the cache key; 2 since noisy clips are smoothed before tracking (:mod:`~exposeanyone.media.denoise`)."""
 
 
 def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits | None = None,
@@ -37,7 +37,7 @@ def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits
     Args:
         path: a video with an audio track, in any container PyAV reads.
         corrupt: a corruption spec such as ``"blur:3,jpeg:2"`` applied before tracking (see
-            :mod:`exposeanyone.corruptions`).
+            :mod:`exposeanyone.media.corruptions`).
         limits: size, duration and resolution bounds, checked before any decoding.
         use_cache: read and write the track cache (``EXPOSEANYONE_CACHE_DIR``).
         refresh_cache: analyse again even when cached, and overwrite the entry (for timing runs).

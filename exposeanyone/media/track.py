@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.errors import InputError
+from ..core.errors import InputError
 
 BLENDSHAPE_NAMES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -106,7 +106,7 @@ class Track:
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` (no pickles) atomically: a reader never sees half a file."""
-        from .core.storage import atomic_write_bytes
+        from ..core.storage import atomic_write_bytes
 
         buffer = io.BytesIO()
         np.savez(buffer, **self.to_arrays())

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .core.config import FPS, MEL_PER_FRAME, N_MELS, SAMPLE_RATE
+from ..core.config import FPS, MEL_PER_FRAME, N_MELS, SAMPLE_RATE
 
 N_FFT = 512
 WIN_LENGTH = 320

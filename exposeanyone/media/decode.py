@@ -14,8 +14,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .core.config import FPS, SAMPLE_RATE, Limits
-from .core.errors import LimitError, MediaError
+from ..core.config import FPS, SAMPLE_RATE, Limits
+from ..core.errors import LimitError, MediaError
 
 TRUNCATION_TOLERANCE = 0.9
 """A file whose decodable video is shorter than this share of what its header claims is truncated."""
