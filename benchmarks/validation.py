@@ -64,8 +64,8 @@ def dubbed(pieces: list[Piece]) -> list[ClipFeatures]:
 def fau_raw(detector, clip: ClipFeatures) -> dict[int, np.ndarray]:
     """Per audio move (frames), the joint fake logits ``(windows,)`` of the usable 1-s windows."""
     from exposeanyone.detectors.base import window_starts
-    from exposeanyone.detectors.fau import AudioMoves
-    from exposeanyone.pseudo_fakes import clip_streams
+    from exposeanyone.detectors.fau.detector import AudioMoves
+    from exposeanyone.detectors.fau.pseudo_fakes import clip_streams
 
     streams = clip_streams(clip)
     starts = window_starts(clip.num_frames, detector.window_length, detector.stride)
@@ -114,9 +114,9 @@ POSE_CHANNELS = tuple(range(52, 58))
 def exam_raw(detector, clip: ClipFeatures, tokens: torch.Tensor) -> dict:
     """Per-channel errors for each timestep of ``EXAM_TIMESTEPS``, with the detector's noise draws:
     ``{("person"|"null", move): (timesteps, windows, 58)}``; the null tokens only with the own audio."""
-    from exposeanyone.audio_reference import shifted_audio
-    from exposeanyone.diffusion import reconstruction_errors
-    from exposeanyone.windows import clip_arrays, sliding_windows
+    from exposeanyone.detectors.audio_reference import shifted_audio
+    from exposeanyone.detectors.exam.diffusion import reconstruction_errors
+    from exposeanyone.detectors.exam.data import clip_arrays, sliding_windows
 
     usable = _usable_of(detector, clip)
     out = {}
@@ -132,7 +132,7 @@ def exam_raw(detector, clip: ClipFeatures, tokens: torch.Tensor) -> dict:
 
 
 def _usable_of(detector, clip: ClipFeatures) -> np.ndarray:
-    from exposeanyone.windows import clip_arrays, sliding_windows
+    from exposeanyone.detectors.exam.data import clip_arrays, sliding_windows
 
     return sliding_windows(clip_arrays(clip, detector.window), detector.window, detector.stride).usable
 
@@ -212,7 +212,7 @@ def run_exam(persons: dict[str, list[Piece]], detector,
     under each corruption of ``corrupted`` (spec -> person -> pieces). Returns the clean table and a
     dubbing table per corruption."""
     from exposeanyone.detectors.base import PersonModel
-    from exposeanyone.exam_training import personalize
+    from exposeanyone.detectors.exam.pretrain import personalize
 
     raws = {"genuine": {}, "dubbed": {}, "impostor": {}}
     shipped = {kind: {} for kind in raws}
@@ -259,7 +259,7 @@ def reference_pieces(rows, load, corrupted: bool = False) -> dict[str, list[Piec
 def exam_detector(args: argparse.Namespace):
     """The shipped EXAM detector, or the one the ``--exam-*`` options describe; no generated trajectories."""
     from exposeanyone.core.assets import exam_base_dir
-    from exposeanyone.detectors.exam import ExamDetector
+    from exposeanyone.detectors.exam.detector import ExamDetector
 
     settings = {"generation_steps": 0}
     if args.exam_lr is not None:

@@ -119,7 +119,7 @@ def _fraction(value: float) -> float:
 
 
 def run_pretrain(args) -> int:
-    from .exam_training import pretrain_exam
+    from .detectors.exam.pretrain import pretrain_exam
 
     balance = {} if args.identity_balance is None else {"identity_balance": _fraction(args.identity_balance)}
     _set_threads(args)
@@ -131,7 +131,7 @@ def run_pretrain(args) -> int:
 
 
 def run_train_fau(args) -> int:
-    from .fau_training import train_fau
+    from .detectors.fau.training import train_fau
 
     _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
@@ -144,7 +144,7 @@ def run_train_fau(args) -> int:
 
 def _supervised_fau_clips(args) -> list:
     from .media.extract import extract_clip
-    from .fau_datasets import read_fakeavceleb, read_lavdf
+    from .detectors.fau.datasets import read_fakeavceleb, read_lavdf
 
     labelled = []
     if args.fakeavceleb:

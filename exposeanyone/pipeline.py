@@ -34,11 +34,11 @@ SHORT_REFERENCE_S = 20.0
 def load_detector(name: str) -> Detector:
     """The named detector with its shipped weights (loaded once per process)."""
     if name == "exam":
-        from .detectors.exam import ExamDetector
+        from .detectors.exam.detector import ExamDetector
 
         return _from_assets(ExamDetector.from_pretrained, exam_base_dir(), "EXAM base model", "pretrain")
     if name == "fau":
-        from .detectors.fau import FauDetector
+        from .detectors.fau.detector import FauDetector
 
         return _from_assets(FauDetector.from_pretrained, fau_model_dir(), "FauForensics model", "train-fau")
     if name == "combined":

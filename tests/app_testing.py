@@ -36,7 +36,7 @@ def save_tiny_exam(folder: Path) -> Path:
     """A small random EXAM model whose output depends on its input (the shipped init outputs zeros)."""
     import torch
 
-    from exposeanyone.models.exam import ExamDenoiser
+    from exposeanyone.detectors.exam.model import ExamDenoiser
 
     torch.manual_seed(0)
     model = ExamDenoiser(width=32, layers=1, heads=2, ff_mult=2, n_adapter_tokens=2, dropout=0.0)
@@ -52,7 +52,7 @@ def save_tiny_fau(folder: Path) -> Path:
     """A small untrained FauForensics model (its scores mean nothing; the plumbing is what is tested)."""
     import torch
 
-    from exposeanyone.models.fau import FauForensicsModel
+    from exposeanyone.detectors.fau.model import FauForensicsModel
 
     torch.manual_seed(0)
     FauForensicsModel(width=32, heads=2, mouth_channels=(8, 16)).save_pretrained(folder)
@@ -63,7 +63,7 @@ def save_tiny_fau(folder: Path) -> Path:
 def app_environment(root: Path, shipped_models: bool = False):
     """Environment for an app under test: its own profiles, caches and Gradio temp dir, and tiny EXAM and
     FAU models (or, with ``shipped_models``, the ones in assets/ at their real cost)."""
-    from exposeanyone.detectors import exam as exam_detector
+    from exposeanyone.detectors.exam import detector as exam_detector
     from exposeanyone.pipeline import load_detector
 
     patch = pytest.MonkeyPatch()

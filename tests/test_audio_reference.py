@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from exposeanyone.audio_reference import MIN_SHIFT_FRAMES, REFERENCE_SHIFTS, reference_shifts, shifted_audio
+from exposeanyone.detectors.audio_reference import MIN_SHIFT_FRAMES, REFERENCE_SHIFTS, reference_shifts, shifted_audio
 from exposeanyone.core.config import MEL_PER_FRAME
 
 from synthetic_arrays import make_clip

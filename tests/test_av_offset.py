@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from exposeanyone.av_offset import MIN_MARGIN, best_offset
+from exposeanyone.detectors.fau.av_offset import MIN_MARGIN, best_offset
 
 MOVES = np.arange(-10, 11)
 

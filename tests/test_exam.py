@@ -11,15 +11,15 @@ import torch
 from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.detectors.base import PersonModel
-from exposeanyone.detectors.exam import ExamDetector
-from exposeanyone.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
+from exposeanyone.detectors.exam.detector import ExamDetector
+from exposeanyone.detectors.exam.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
                                     training_scheduler)
 from exposeanyone.core.errors import InputError, ProfileError
-from exposeanyone.exam_training import (amplify_motion, personalize, pretrain_exam, sampling_weights,
+from exposeanyone.detectors.exam.pretrain import (amplify_motion, personalize, pretrain_exam, sampling_weights,
                                         warp_frequencies)
-from exposeanyone.models import ExamDenoiser
+from exposeanyone.detectors.exam.model import ExamDenoiser
 from exposeanyone.media.track import Track
-from exposeanyone.windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO, clip_arrays, random_window, sliding_windows
+from exposeanyone.detectors.exam.data import MIN_FACE_RATIO, MIN_SPEECH_RATIO, clip_arrays, random_window, sliding_windows
 
 WINDOW = 40
 TINY = dict(width=32, layers=2, heads=2, ff_mult=2, n_adapter_tokens=2, window=WINDOW, dropout=0.0)

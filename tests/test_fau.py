@@ -9,17 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from exposeanyone.action_units import AU_NAMES, blendshapes_to_action_units
+from exposeanyone.detectors.fau.action_units import AU_NAMES, blendshapes_to_action_units
 from exposeanyone.media.audio_features import AudioFeatures
-from exposeanyone.audio_reference import shifted_audio
+from exposeanyone.detectors.audio_reference import shifted_audio
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.detectors.fau import FauDetector
+from exposeanyone.detectors.fau.detector import FauDetector
 from exposeanyone.core.errors import InputError
-from exposeanyone.fau_datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
-from exposeanyone.fau_training import train_fau
+from exposeanyone.detectors.fau.datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
+from exposeanyone.detectors.fau.training import train_fau
 from exposeanyone.core.metrics import roc_auc
-from exposeanyone.models.fau import FauForensicsModel, fau_loss
-from exposeanyone.pseudo_fakes import (KIND_LABELS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams)
+from exposeanyone.detectors.fau.model import FauForensicsModel, fau_loss
+from exposeanyone.detectors.fau.pseudo_fakes import (KIND_LABELS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams)
 from exposeanyone.media.track import BLENDSHAPE_NAMES, Track
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fau"
@@ -275,7 +275,7 @@ def test_detector_finds_a_constant_audio_offset(trained):
 
 
 def test_offset_search_on_a_long_clip_reads_a_sample_of_windows(trained, monkeypatch):
-    import exposeanyone.detectors.fau as fau_module
+    import exposeanyone.detectors.fau.detector as fau_module
 
     result, _ = trained
     detector = FauDetector(result.model, stride=5)
@@ -305,7 +305,7 @@ def test_split_encoders_give_the_forward_pass(trained):
 
 def test_score_takes_own_and_moved_audio_each_at_their_best_alignment(trained):
     from exposeanyone.detectors.base import window_starts
-    from exposeanyone.pseudo_fakes import clip_streams
+    from exposeanyone.detectors.fau.pseudo_fakes import clip_streams
 
     result, _ = trained
     clip = talking_clip(103, frames=200)

@@ -22,7 +22,7 @@ from ..core.config import MEL_PER_FRAME, N_MELS
 from ..core.errors import InputError, ProfileError
 from ..core.storage import atomic_write_bytes
 from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
-from ..windows import SCORING_STRIDE, WINDOW_FRAMES, window_usable
+from .exam.data import SCORING_STRIDE, WINDOW_FRAMES, window_usable
 from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress, window_starts)
 
@@ -32,7 +32,7 @@ WINDOW_STRIDE = SCORING_STRIDE
 
 
 def usable_window_mask(clip: ClipFeatures, starts: np.ndarray, length: int = WINDOW_LENGTH) -> np.ndarray:
-    """``(windows,)`` bool: EXAM's rule (:func:`exposeanyone.windows.window_usable`) for each window.
+    """``(windows,)`` bool: EXAM's rule (:func:`exposeanyone.detectors.exam.data.window_usable`) for each window.
 
     Shares of face and speech are of the full ``length`` frames, so a clip shorter than a window
     counts its missing frames as neither face nor speech, exactly as EXAM's padding does.

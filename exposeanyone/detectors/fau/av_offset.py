@@ -58,7 +58,7 @@ def best_offset(moves: np.ndarray, suspicion: np.ndarray, fps: float) -> AudioOf
 
     Args:
         moves: ``(moves,)`` int, containing 0; moving by ``k`` makes frame ``i`` hear the audio of ``i + k``
-            (:func:`~exposeanyone.audio_reference.shifted_audio`), so the best ``k`` undoes an offset of ``k``.
+            (:func:`~exposeanyone.detectors.audio_reference.shifted_audio`), so the best ``k`` undoes an offset of ``k``.
         suspicion: ``(moves,)`` lower = more genuine; NaN where nothing was scored.
     """
     moves, suspicion = np.asarray(moves), np.asarray(suspicion, dtype=float)

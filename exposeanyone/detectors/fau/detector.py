@@ -5,7 +5,7 @@ returns an empty :class:`PersonModel` rather than raising, so that code which en
 for a person keeps working; :meth:`FauDetector.score` ignores ``person``.
 
 A window's score compares the joint head's fake logit with the clip's own audio against its mean
-with the audio moved by 1-2.6 s either way (:mod:`~exposeanyone.audio_reference`), the own audio and
+with the audio moved by 1-2.6 s either way (:mod:`~exposeanyone.detectors.audio_reference`), the own audio and
 each moved one taken at their best alignment within 2 frames: how much *less* the face matches its own
 soundtrack than a soundtrack it did not make. Genuine speech scores well below 0;
 a face driven by other speech scores about 0, since no timing fits it. The raw probability alone
@@ -21,7 +21,7 @@ least half the frames and speech in at least a quarter. ``extras`` carries, JSON
   than another one of the second), averaged over the usable windows covering it (``None`` if none);
 - ``av_similarity``: ``(25, 25)`` the audio-visual map of the window whose score is the median
   (rows: face frames, columns: audio frames), with ``av_similarity_start``, its first frame;
-- ``audio_offset``: the constant audio-video offset (:mod:`~exposeanyone.av_offset`): the audio move
+- ``audio_offset``: the constant audio-video offset (:mod:`~exposeanyone.detectors.fau.av_offset`): the audio move
   within +-10 frames at which the windows look most genuine, with a warning when it is noticeable;
 - ``audio_scores`` / ``visual_scores``: ``(windows,)`` the auxiliary heads' fake probabilities.
 """
@@ -34,17 +34,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.assets import fau_model_dir
-from ..calibration import Calibration
-from ..media.clip import ClipFeatures
-from ..core.config import MEL_PER_FRAME, torch_device
-from ..core.errors import InputError
-from ..models.fau import FauForensicsModel
+from ...core.assets import fau_model_dir
+from ...calibration import Calibration
+from ...media.clip import ClipFeatures
+from ...core.config import MEL_PER_FRAME, torch_device
+from ...core.errors import InputError
+from .model import FauForensicsModel
 from ..audio_reference import reference_shifts, shifted_audio
-from ..av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
-from ..pseudo_fakes import ClipStreams, clip_streams
-from ..windows import window_usable
-from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows, no_progress,
+from .av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
+from .pseudo_fakes import ClipStreams, clip_streams
+from ..exam.data import window_usable
+from ..base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows, no_progress,
                    window_starts)
 
 DEFAULT_STRIDE = 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from .models.exam import ExamDenoiser
+from .model import ExamDenoiser
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_SCHEDULE = "squaredcos_cap_v2"

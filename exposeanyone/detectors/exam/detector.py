@@ -10,7 +10,7 @@ the face moves), which a raw error would mostly measure:
   the 52 blendshapes. Below 1: the person's own way of moving explains the face better than a generic
   talker does; someone else's face is not explained better.
 - the **timing ratio**: error with the clip's own audio ÷ mean error with that audio moved by 1.4-2 s
-  (:mod:`~exposeanyone.audio_reference`), person's tokens, jaw and mouth channels only. Below 1: the
+  (:mod:`~exposeanyone.detectors.audio_reference`), person's tokens, jaw and mouth channels only. Below 1: the
   audio explains the lips better at its own timing. A face driven by other speech (dubbing, lip-sync
   fakes) is explained no better by its soundtrack than by a moved one.
 
@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 from ..audio_reference import reference_shifts, shifted_audio
-from ..media.clip import ClipFeatures
-from ..core.config import torch_device
-from ..diffusion import reconstruction_errors, sample, schedulers_for
-from ..core.errors import InputError, ProfileError
-from ..exam_training import PERSONALIZE_LR, personalize
-from ..models.exam import ExamDenoiser
-from ..media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
-from ..windows import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
-from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
+from ...media.clip import ClipFeatures
+from ...core.config import torch_device
+from .diffusion import reconstruction_errors, sample, schedulers_for
+from ...core.errors import InputError, ProfileError
+from .pretrain import PERSONALIZE_LR, personalize
+from .model import ExamDenoiser
+from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
+from .data import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
+from ..base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
                    no_progress, window_starts)
 
 TIMING_TIMESTEPS = (600, 700, 800, 900)

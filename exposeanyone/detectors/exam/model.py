@@ -4,7 +4,7 @@ The network denoises a window of expression coefficients (52 MediaPipe blendshap
 values per frame) conditioned on the log-mel audio of the same window, on the diffusion timestep, and
 on a person's *adapter tokens*. A learned set of null tokens stands for "no identity", so one backbone
 is both the generic model and, with a person's tokens, that person's model; the detector compares the
-two (see :mod:`exposeanyone.detectors.exam`).
+two (see :mod:`exposeanyone.detectors.exam.detector`).
 
 Design decisions (kept here because the saved weights depend on them):
 

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.errors import InputError
-from .media.track import BLENDSHAPE_NAMES
+from ...core.errors import InputError
+from ...media.track import BLENDSHAPE_NAMES
 
 _AU_TABLE: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("AU1", ("browInnerUp",), ()),

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .media.clip import ClipFeatures
-from .core.config import MEL_PER_FRAME
-from .detectors.base import ProgressFn, no_progress
+from ...media.clip import ClipFeatures
+from ...core.config import MEL_PER_FRAME
+from ..base import ProgressFn, no_progress
 from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler
-from .core.errors import NoFaceError
-from .models.exam import ExamDenoiser
-from .core.storage import atomic_write_text, replace_directory
-from .windows import (MIN_FACE_RATIO, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, concatenate,
+from ...core.errors import NoFaceError
+from .model import ExamDenoiser
+from ...core.storage import atomic_write_text, replace_directory
+from .data import (MIN_FACE_RATIO, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, concatenate,
                       random_window, sliding_windows)
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ the noise of 22 dubbed clips; the one that favours dubbing, the harder case, is 
 VALIDATION_TIMESTEPS = 10
 PERSONALIZE_LR = 0.1
 """Adam learning rate of the adapter tokens; chosen with the detector's steps per second of reference
-(see :data:`exposeanyone.detectors.exam.PERSONALIZE_STEPS_PER_SECOND`)."""
+(see :data:`exposeanyone.detectors.exam.detector.PERSONALIZE_STEPS_PER_SECOND`)."""
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 LOG_FILE = "training_log.json"

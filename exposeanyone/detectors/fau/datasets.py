@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .core.config import FPS
-from .core.errors import InputError
+from ...core.config import FPS
+from ...core.errors import InputError
 from .pseudo_fakes import WINDOW_FRAMES, ClipStreams, WindowBatch
 
 FAKEAVCELEB_TYPES = {

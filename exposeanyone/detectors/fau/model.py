@@ -2,7 +2,7 @@
 
 The paper's visual stream adds a frozen action-unit encoder's features to a video network's; its audio
 stream is a Whisper encoder. Here the visual stream adds an encoder of the blendshape-derived action
-units (:mod:`exposeanyone.action_units`) to a small CNN over the tracker's 32x32 mouth crops, and the
+units (:mod:`exposeanyone.detectors.fau.action_units`) to a small CNN over the tracker's 32x32 mouth crops, and the
 audio stream is a small convolutional encoder of the 100 Hz log-mel, pooled to 25 tokens per second.
 
 The fusion follows the paper: ``T`` learnable queries, shared by both modalities, cross-attend to each

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .media.clip import ClipFeatures
-from .core.config import torch_device
-from .detectors.base import ProgressFn, no_progress
-from .core.errors import InputError
-from .fau_datasets import LabelledVideo, SupervisedSampler
-from .core.metrics import roc_auc
-from .models.fau import FauForensicsModel, fau_loss
+from ...media.clip import ClipFeatures
+from ...core.config import torch_device
+from ..base import ProgressFn, no_progress
+from ...core.errors import InputError
+from .datasets import LabelledVideo, SupervisedSampler
+from ...core.metrics import roc_auc
+from .model import FauForensicsModel, fau_loss
 from .pseudo_fakes import FAKE_KINDS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams
-from .core.storage import atomic_write_text, replace_directory
+from ...core.storage import atomic_write_text, replace_directory
 
 CHECKPOINT_VERSION = 1
 WARMUP_STEPS = 100

@@ -27,10 +27,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .action_units import blendshapes_to_action_units
-from .media.clip import ClipFeatures
-from .core.config import FPS, MEL_PER_FRAME
-from .core.errors import InputError
-from .windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
+from ...media.clip import ClipFeatures
+from ...core.config import FPS, MEL_PER_FRAME
+from ...core.errors import InputError
+from ..exam.data import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 
 WINDOW_FRAMES = FPS
 """Frames per window: 1 s, one learnable query per frame."""

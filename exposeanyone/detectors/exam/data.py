@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .media.audio_features import LOG_FLOOR
-from .media.clip import ClipFeatures
-from .core.config import MEL_PER_FRAME
-from .detectors.base import window_starts
+from ...media.audio_features import LOG_FLOOR
+from ...media.clip import ClipFeatures
+from ...core.config import MEL_PER_FRAME
+from ..base import window_starts
 
 WINDOW_FRAMES = 100
 """Frames per window: 4 s at 25 fps."""

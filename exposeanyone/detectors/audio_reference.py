@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .media.clip import ClipFeatures
+from ..media.clip import ClipFeatures
 
 REFERENCE_SHIFTS = (-50, -35, 35, 50)
 """Frames the audio is moved by (1.4 and 2 s, both ways): far beyond any lip-sync tolerance, and
