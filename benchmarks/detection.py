@@ -2,7 +2,7 @@
 
     python benchmarks/detection.py [--avdata DIR] [--detectors exam,fau,sync,ridge]
 
-Runs the evaluation protocol of ``exposeanyone eval`` (see exposeanyone/evaluation.py) on the
+Runs the evaluation protocol of ``exposeanyone eval`` (see exposeanyone/evaluation/protocol.py) on the
 manifest's persons of interest and writes ``benchmarks/results/detection.json``. The corpus is small
 (6 persons of interest with 8-30 s of reference each): read differences of a few points as noise.
 """
@@ -13,8 +13,8 @@ import argparse
 import json
 
 from common import RESULTS_DIR, print_table, require_avdata, write_result
-from exposeanyone.evaluation import clip_loader, evaluate
-from exposeanyone.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader, evaluate
+from exposeanyone.evaluation.manifest import read_manifest
 
 
 def summary_row(name: str, result: dict) -> list:

@@ -21,8 +21,8 @@ import numpy as np
 
 from common import RESULTS_DIR, command_line, print_table, require_avdata, write_result
 from exposeanyone.media.corruptions import CORRUPTIONS
-from exposeanyone.evaluation import clip_loader, evaluate
-from exposeanyone.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader, evaluate
+from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.core.metrics import roc_auc
 
 DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]

@@ -14,7 +14,7 @@ import numpy as np
 
 from common import peak_rss_mb, print_table, require_avdata, write_result
 from exposeanyone.media.extract import extract_clip
-from exposeanyone.manifest import read_manifest
+from exposeanyone.evaluation.manifest import read_manifest
 
 DETECTION_TARGET = 0.95
 SPEED_TARGET_FPS = 60.0

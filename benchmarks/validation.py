@@ -28,8 +28,8 @@ import torch
 
 from common import print_table, require_avdata, write_result
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.evaluation import clip_loader
-from exposeanyone.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader
+from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.core.metrics import roc_auc
 
 PIECE_FRAMES = 125

@@ -82,7 +82,7 @@ def training_clips(args, progress=None):
     """Genuine training clips and their identities: a manifest's ``pretrain`` rows, or a folder tree."""
     from .cli import videos_in
     from .media.extract import extract_clip
-    from .manifest import read_manifest
+    from .evaluation.manifest import read_manifest
 
     if getattr(args, "folder", None):
         folder = Path(args.folder)
@@ -166,8 +166,8 @@ def run_fit_ridge(args) -> int:
 def run_eval(args) -> int:
     from .cli import _check_output
     from .media.corruptions import parse_corruption_spec
-    from .evaluation import NEGATIVE_KINDS, clip_loader, evaluate
-    from .manifest import read_manifest
+    from .evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
+    from .evaluation.manifest import read_manifest
     from .core.storage import atomic_write_text
 
     out = _check_output(args.json)

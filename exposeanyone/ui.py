@@ -466,7 +466,7 @@ def avdata_examples(max_checks: int = 3) -> Examples | None:
     root = avdata_dir()
     if root is None:
         return None
-    from .manifest import read_manifest
+    from .evaluation.manifest import read_manifest
 
     rows = [r for r in read_manifest(root / "MANIFEST.tsv") if r.path.is_file()]
     references = [r for r in rows if r.split == "ref"]

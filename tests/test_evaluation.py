@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from app_testing import app_environment
-from exposeanyone.evaluation import audio_swapped, evaluate, shares_speech
+from exposeanyone.evaluation.protocol import audio_swapped, evaluate, shares_speech
 from exposeanyone.media.extract import extract_clip
-from exposeanyone.manifest import read_manifest
+from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 
 

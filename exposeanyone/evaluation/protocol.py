@@ -25,11 +25,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .calibration import FALSE_ALARM_RATE
-from .media.clip import ClipFeatures
-from .detectors.base import ProgressFn, no_progress
+from ..calibration import FALSE_ALARM_RATE
+from ..media.clip import ClipFeatures
+from ..detectors.base import ProgressFn, no_progress
 from .manifest import ManifestRow
-from .core.metrics import roc_auc
+from ..core.metrics import roc_auc
 
 NEGATIVE_KINDS = ("identity-swap", "audio-swap")
 
@@ -47,7 +47,7 @@ class Scored:
 
 def clip_loader(corrupt: str | None = None) -> Callable[[ManifestRow, bool], ClipFeatures]:
     """``load(row, is_test)`` for :func:`evaluate`, memoised; only test clips are corrupted."""
-    from .media.extract import extract_clip
+    from ..media.extract import extract_clip
 
     cache: dict = {}
 
@@ -120,7 +120,7 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         open_set: for detectors without enrollment, also score every test clip against each fake kind
             (``result["open_set"]``); a corruption sweep skips it, since it re-tracks every test clip.
     """
-    from .pipeline import enroll_clips, load_detector, score_clip, without_trajectories
+    from ..pipeline import enroll_clips, load_detector, score_clip, without_trajectories
 
     detector = without_trajectories(load_detector(detector_name))
     pois = sorted({r.identity for r in rows if r.split == "ref"})
@@ -196,7 +196,7 @@ def _repeating_reference(rows: Sequence[ManifestRow], poi: str, own_real: Sequen
 
 def _threshold(detector, name: str, profile) -> float:
     """The threshold verdicts would use: the person's calibration, else the detector's own, else NaN."""
-    from .pipeline import _calibration_for
+    from ..pipeline import _calibration_for
 
     return float(_calibration_for(detector, name, profile).threshold)
 

@@ -5,7 +5,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core.errors import InputError
+from ..core.errors import InputError
 
 REQUIRED_COLUMNS = ("file", "identity", "split", "label", "manipulation")
 SPLITS = ("pretrain", "ref", "test")
