@@ -1,7 +1,7 @@
 """ExposeAnyone's web app: enroll a person, check a clip, see why.
 
 Run ``python app.py`` (serves on 127.0.0.1:7860; ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override).
-This file only lays out components and wires them to :mod:`exposeanyone.ui`, which does the work.
+This file only lays out components and wires them to :mod:`exposeanyone.ui.actions`, which does the work.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from exposeanyone import plots, ui
+from exposeanyone.ui import actions as ui, plots
 from exposeanyone.core.config import Limits, avdata_dir, cache_dir, profiles_dir
 from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.core.errors import InputError
@@ -172,7 +172,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
     @gpu(duration=120)
     def annotate_clip(video, report, request: gr.Request, progress=gr.Progress()):
-        from exposeanyone.annotate import annotate_video
+        from exposeanyone.ui.annotate import annotate_video
 
         if report is None or not video:
             return None, gr.update()

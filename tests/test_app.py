@@ -17,7 +17,7 @@ synthetic = pytest.importorskip("exposeanyone.synthetic")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from exposeanyone import ui  # noqa: E402
+from exposeanyone.ui import actions as ui  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_annotated_copy_has_the_strip_the_cursor_and_the_sound(clips, tmp_path):
     import av
     import numpy as np
 
-    from exposeanyone.annotate import VERDICT_COLOURS, annotate_video
+    from exposeanyone.ui.annotate import VERDICT_COLOURS, annotate_video
     from exposeanyone.profiles import ProfileStore
 
     with app_environment(tmp_path):

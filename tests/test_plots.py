@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from exposeanyone import plots, ui
+from exposeanyone.ui import actions as ui, plots
 from exposeanyone.report import ScoreReport
 from exposeanyone.media.track import EXPRESSION_NAMES
 

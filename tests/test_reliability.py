@@ -23,7 +23,7 @@ from safetensors.numpy import save_file
 from app_testing import ROOT, app_environment
 from synthetic_arrays import make_clip, make_track
 
-from exposeanyone import ui
+from exposeanyone.ui import actions as ui
 from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.cli import main
 from exposeanyone.media.clip import ClipFeatures

@@ -17,11 +17,11 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from .core.config import FPS
-from .detectors.base import ProgressFn, no_progress
-from .core.errors import MediaError
-from .media.decode import iter_frames, probe
-from .report import ScoreReport
+from ..core.config import FPS
+from ..detectors.base import ProgressFn, no_progress
+from ..core.errors import MediaError
+from ..media.decode import iter_frames, probe
+from ..report import ScoreReport
 
 MAX_SIDE_PX = 640
 """The copy is downscaled to this longer side: it is for viewing, not for analysis."""

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
-from .calibration import MIN_GENUINE_WINDOWS
-from .core.config import Limits, avdata_dir, cache_dir
-from .media.corruptions import CORRUPTIONS, parse_corruption_spec
-from .detectors.base import ProgressFn, no_progress
-from .core.errors import InputError
-from .pipeline import SHORT_REFERENCE_S, enroll_files, score_file
-from .profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
-from .report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
-from .media.track import EXPRESSION_NAMES
+from ..core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
+from ..calibration import MIN_GENUINE_WINDOWS
+from ..core.config import Limits, avdata_dir, cache_dir
+from ..media.corruptions import CORRUPTIONS, parse_corruption_spec
+from ..detectors.base import ProgressFn, no_progress
+from ..core.errors import InputError
+from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
+from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
+from ..report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
+from ..media.track import EXPRESSION_NAMES
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
@@ -440,7 +440,7 @@ class Examples:
 
 def synthetic_examples(folder: Path | None = None) -> Examples:
     """Generate (once) short synthetic talking clips to try the app with on a fresh machine."""
-    from .synthetic import make_talking_clip
+    from ..synthetic import make_talking_clip
 
     folder = Path(folder) if folder else cache_dir() / "app-examples"
     folder.mkdir(parents=True, exist_ok=True)
@@ -466,7 +466,7 @@ def avdata_examples(max_checks: int = 3) -> Examples | None:
     root = avdata_dir()
     if root is None:
         return None
-    from .evaluation.manifest import read_manifest
+    from ..evaluation.manifest import read_manifest
 
     rows = [r for r in read_manifest(root / "MANIFEST.tsv") if r.path.is_file()]
     references = [r for r in rows if r.split == "ref"]

@@ -11,7 +11,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .report import ScoreReport
+from ..report import ScoreReport
 
 FONT_FAMILY = "DejaVu Sans, Liberation Sans, sans-serif"
 """Fonts present offline on the machines the app runs on (no web fonts)."""
