@@ -1,7 +1,7 @@
 """Regenerate assets/testmedia/astronaut_face.png and its mouth geometry from scikit-image's astronaut.
 
 The photo (Eileen Collins, NASA) is public domain and ships with scikit-image, a dev dependency; the
-runtime test-clip generator (exposeanyone.synthetic) reads only the small crop written here.
+runtime test-clip generator (exposeanyone.demo.synthetic) reads only the small crop written here.
 
     .venv/bin/python scripts/make_testmedia_assets.py
 """

@@ -16,7 +16,7 @@ def synthetic_media_dir(tmp_path_factory) -> Path:
 def talking_clip_factory(synthetic_media_dir):
     """``make(suffix=".mp4", **kwargs) -> Path``: a clip from ``synthetic.make_talking_clip``, made once per
     distinct arguments in the session (treat the file as read-only)."""
-    from exposeanyone.synthetic import make_talking_clip
+    from exposeanyone.demo.synthetic import make_talking_clip
 
     made: dict[tuple, Path] = {}
 
@@ -39,7 +39,7 @@ def talking_clip(talking_clip_factory) -> Path:
 @pytest.fixture(scope="session")
 def bad_input(synthetic_media_dir):
     """``make(kind) -> Path``: a problematic input from ``synthetic.make_bad_input``, made once per session."""
-    from exposeanyone.synthetic import make_bad_input
+    from exposeanyone.demo.synthetic import make_bad_input
 
     folder = synthetic_media_dir / "bad"
     made: dict[str, Path] = {}

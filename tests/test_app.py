@@ -13,7 +13,7 @@ import pytest
 from app_testing import app_environment, running_app
 
 gradio_client = pytest.importorskip("gradio_client")
-synthetic = pytest.importorskip("exposeanyone.synthetic")
+synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
 
 from gradio_client import Client, handle_file  # noqa: E402
 

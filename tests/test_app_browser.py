@@ -29,7 +29,7 @@ CHECK_TIMEOUT_MS = 600_000 if SHIPPED_MODELS else 180_000
 UPLOAD_TIMEOUT_MS = 60_000
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-synthetic = pytest.importorskip("exposeanyone.synthetic")
+synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
 if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 

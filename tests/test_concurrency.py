@@ -106,7 +106,7 @@ def serve(root: Path, max_file_mb: str) -> None:
 @pytest.fixture(scope="module")
 def people(tmp_path_factory) -> dict[str, Path]:
     """Eight people and a warm-up one, each with a 4.5 s clip of their own (seeded speech and head motion)."""
-    from exposeanyone.synthetic import make_talking_clip
+    from exposeanyone.demo.synthetic import make_talking_clip
 
     folder = tmp_path_factory.mktemp("people")
     names = [f"Person {i}" for i in range(CLIENTS)] + ["Warm Up"]

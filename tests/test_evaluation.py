@@ -12,7 +12,7 @@ from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     """Two persons of interest (different seeds stand for different people) and one impostor."""
-    from exposeanyone.synthetic import make_talking_clip
+    from exposeanyone.demo.synthetic import make_talking_clip
 
     root = tmp_path_factory.mktemp("manifest")
     lines = ["file\tidentity\tsplit\tlabel\tmanipulation\tsession"]

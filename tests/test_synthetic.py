@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from exposeanyone import synthetic
+from exposeanyone.demo import synthetic
 from exposeanyone.media.audio_features import frame_energy_db
 from exposeanyone.core.config import SAMPLE_RATE
 

@@ -440,7 +440,7 @@ class Examples:
 
 def synthetic_examples(folder: Path | None = None) -> Examples:
     """Generate (once) short synthetic talking clips to try the app with on a fresh machine."""
-    from ..synthetic import make_talking_clip
+    from ..demo.synthetic import make_talking_clip
 
     folder = Path(folder) if folder else cache_dir() / "app-examples"
     folder.mkdir(parents=True, exist_ok=True)

@@ -192,7 +192,7 @@ class ContainerTarget(Target):
     name = "container"
 
     def setup(self, workdir: Path) -> None:
-        from exposeanyone.synthetic import make_talking_clip
+        from exposeanyone.demo.synthetic import make_talking_clip
 
         super().setup(workdir)
         self.seeds = [SeedBytes(make_talking_clip(self.workdir / "seed.mp4", 0.6, seed=0, size=64).read_bytes()),

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .core.config import ASSETS_DIR, SAMPLE_RATE
+from ..core.config import ASSETS_DIR, SAMPLE_RATE
 
 FACE_IMAGE = "testmedia/astronaut_face.png"
 FACE_GEOMETRY = "testmedia/astronaut_face.json"
