@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from exposeanyone.cli import main
+from exposeanyone.cli.main import main
 
 
 def run_cli(*args, env=None):

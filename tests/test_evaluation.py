@@ -105,7 +105,7 @@ def test_combined_detector_fuses_exam_and_fau_on_the_persons_scale(manifest, env
 def test_eval_command_writes_the_documented_json(manifest, environment, tmp_path):
     import json
 
-    from exposeanyone.cli import main
+    from exposeanyone.cli.main import main
 
     out = tmp_path / "eval.json"
     assert main(["eval", "--manifest", str(manifest), "--detector", "sync,ridge", "--json", str(out)]) == 0

@@ -25,7 +25,7 @@ from synthetic_arrays import make_clip, make_track
 
 from exposeanyone.ui import actions as ui
 from exposeanyone.media.audio_features import AudioFeatures
-from exposeanyone.cli import main
+from exposeanyone.cli.main import main
 from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.core.config import Limits
 from exposeanyone.detectors.base import PersonModel

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .core.config import Limits, profiles_dir
-from .core.errors import InputError
+from .. import __version__
+from ..core.config import Limits, profiles_dir
+from ..core.errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".flv", ".m4v"}
 
@@ -103,14 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_argument("--profiles", help=f"profiles folder (default: {profiles_dir()})")
     profiles.set_defaults(handler=run_profiles)
 
-    from .cli_training import add_training_commands
+    from .train import add_training_commands
 
     add_training_commands(commands)
     return parser
 
 
 def _store(args):
-    from .profiles import ProfileStore
+    from ..profiles import ProfileStore
 
     return ProfileStore(Path(args.profiles) if args.profiles else profiles_dir())
 
@@ -137,7 +137,7 @@ def _progress_printer(enabled: bool = True):
 
 
 def run_track(args) -> int:
-    from .media.extract import extract_clip
+    from ..media.extract import extract_clip
 
     out = _check_output(args.out)
     clip = extract_clip(args.video, args.corrupt, progress=_progress_printer())
@@ -163,7 +163,7 @@ def run_track(args) -> int:
 
 
 def run_enroll(args) -> int:
-    from .pipeline import enroll_files
+    from ..pipeline import enroll_files
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     profile = enroll_files(args.name, args.videos, _store(args), detectors, Limits.from_env(), _progress_printer())
@@ -183,8 +183,8 @@ def run_enroll(args) -> int:
 
 
 def run_score(args) -> int:
-    from .pipeline import score_file
-    from .core.storage import atomic_write_text
+    from ..pipeline import score_file
+    from ..core.storage import atomic_write_text
 
     out = _check_output(args.json)
     report = score_file(args.video, args.profile, _store(args), args.detector, args.corrupt,
@@ -206,7 +206,7 @@ def run_profiles(args) -> int:
     if not args.target:
         raise InputError(f"'profiles {args.action}' needs a {'file' if args.action == 'import' else 'profile name'}.")
     if args.action == "export":
-        from .core.storage import atomic_write_bytes
+        from ..core.storage import atomic_write_bytes
 
         out = _check_output(args.out or f"{args.target}.zip")
         atomic_write_bytes(out, store.export_zip(args.target))

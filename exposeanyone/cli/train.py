@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .core.config import avdata_dir
-from .core.errors import InputError
+from ..core.config import avdata_dir
+from ..core.errors import InputError
 
 
 def add_training_commands(commands) -> None:
@@ -80,9 +80,9 @@ def _manifest_path(value: str | None) -> Path:
 
 def training_clips(args, progress=None):
     """Genuine training clips and their identities: a manifest's ``pretrain`` rows, or a folder tree."""
-    from .cli import videos_in
-    from .media.extract import extract_clip
-    from .evaluation.manifest import read_manifest
+    from .main import videos_in
+    from ..media.extract import extract_clip
+    from ..evaluation.manifest import read_manifest
 
     if getattr(args, "folder", None):
         folder = Path(args.folder)
@@ -106,7 +106,7 @@ def training_clips(args, progress=None):
 
 
 def _printer(label: str):
-    from .cli import _progress_printer
+    from .main import _progress_printer
 
     printer = _progress_printer()
     return lambda f, m: printer(f, f"{label}: {m}")
@@ -119,7 +119,7 @@ def _fraction(value: float) -> float:
 
 
 def run_pretrain(args) -> int:
-    from .detectors.exam.pretrain import pretrain_exam
+    from ..detectors.exam.pretrain import pretrain_exam
 
     balance = {} if args.identity_balance is None else {"identity_balance": _fraction(args.identity_balance)}
     _set_threads(args)
@@ -131,7 +131,7 @@ def run_pretrain(args) -> int:
 
 
 def run_train_fau(args) -> int:
-    from .detectors.fau.training import train_fau
+    from ..detectors.fau.training import train_fau
 
     _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
@@ -143,8 +143,8 @@ def run_train_fau(args) -> int:
 
 
 def _supervised_fau_clips(args) -> list:
-    from .media.extract import extract_clip
-    from .detectors.fau.datasets import read_fakeavceleb, read_lavdf
+    from ..media.extract import extract_clip
+    from ..detectors.fau.datasets import read_fakeavceleb, read_lavdf
 
     labelled = []
     if args.fakeavceleb:
@@ -155,7 +155,7 @@ def _supervised_fau_clips(args) -> list:
 
 
 def run_fit_ridge(args) -> int:
-    from .detectors.baselines import RidgeRatioBaseline
+    from ..detectors.baselines import RidgeRatioBaseline
 
     clips, identities, _ = training_clips(args, _printer("data"))
     RidgeRatioBaseline.fit_generic(clips).save(Path(args.out))
@@ -164,11 +164,11 @@ def run_fit_ridge(args) -> int:
 
 
 def run_eval(args) -> int:
-    from .cli import _check_output
-    from .media.corruptions import parse_corruption_spec
-    from .evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
-    from .evaluation.manifest import read_manifest
-    from .core.storage import atomic_write_text
+    from .main import _check_output
+    from ..media.corruptions import parse_corruption_spec
+    from ..evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
+    from ..evaluation.manifest import read_manifest
+    from ..core.storage import atomic_write_text
 
     out = _check_output(args.json)
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
