@@ -63,9 +63,9 @@ def dubbed(pieces: list[Piece]) -> list[ClipFeatures]:
 # ------------------------------------------------------------------------------------------ FAU
 def fau_raw(detector, clip: ClipFeatures) -> dict[int, np.ndarray]:
     """Per audio move (frames), the joint fake logits ``(windows,)`` of the usable 1-s windows."""
-    from exposeanyone.detectors.base import window_starts
+    from exposeanyone.detectors.windows import window_starts
     from exposeanyone.detectors.fau.detector import AudioMoves
-    from exposeanyone.detectors.fau.pseudo_fakes import clip_streams
+    from exposeanyone.detectors.fau.streams import clip_streams
 
     streams = clip_streams(clip)
     starts = window_starts(clip.num_frames, detector.window_length, detector.stride)
@@ -212,7 +212,7 @@ def run_exam(persons: dict[str, list[Piece]], detector,
     under each corruption of ``corrupted`` (spec -> person -> pieces). Returns the clean table and a
     dubbing table per corruption."""
     from exposeanyone.detectors.base import PersonModel
-    from exposeanyone.detectors.exam.pretrain import personalize
+    from exposeanyone.detectors.exam.personalize import personalize
 
     raws = {"genuine": {}, "dubbed": {}, "impostor": {}}
     shipped = {kind: {} for kind in raws}

@@ -6,50 +6,20 @@ the person's genuine-score distribution; the threshold is its quantile at the st
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 
 from .media.clip import ClipFeatures
-from .detectors.base import Detector, ProgressFn, no_progress
+from .detectors.base import Calibration, Detector
+from .core.progress import ProgressFn, no_progress
 from .core.metrics import threshold_at_false_alarm_rate
 
 FALSE_ALARM_RATE = 0.05
 """Share of genuine reference windows that the threshold flags (the verdict's stated false-alarm rate)."""
-MIN_GENUINE_WINDOWS = 10
-"""Fewer held-out genuine windows than this make the threshold rough; the card says so."""
 MIN_USABLE_SECONDS = 2.0
 """A clip with less face-and-speech than this is judged inconclusive."""
 MIN_FACE_RATIO = 0.3
-
-
-@dataclass
-class Calibration:
-    """A person's genuine-score distribution for one detector and the threshold derived from it."""
-
-    threshold: float
-    false_alarm_rate: float
-    genuine_scores: list[float]
-    method: str
-
-    @property
-    def reliable(self) -> bool:
-        return len(self.genuine_scores) >= MIN_GENUINE_WINDOWS
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Calibration":
-        return cls(threshold=float(data["threshold"]), false_alarm_rate=float(data["false_alarm_rate"]),
-                   genuine_scores=[float(v) for v in data.get("genuine_scores", [])], method=str(data.get("method", "")))
-
-    def percentile(self, score: float) -> float:
-        """Share of genuine scores below ``score`` (0-100)."""
-        if not self.genuine_scores or not np.isfinite(score):
-            return float("nan")
-        return float(100.0 * np.mean(np.asarray(self.genuine_scores) < score))
 
 
 def split_halves(clips: Sequence[ClipFeatures]) -> tuple[list[ClipFeatures], list[ClipFeatures]]:

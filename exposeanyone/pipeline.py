@@ -14,10 +14,12 @@ from typing import Sequence
 import numpy as np
 
 from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
-from .calibration import (Calibration, calibrate, cross_validated_scores, verdict)
+from .calibration import calibrate, cross_validated_scores, verdict
+from .detectors.base import Calibration
 from .media.clip import ClipFeatures
 from .core.config import Limits
-from .detectors.base import Detector, PersonModel, ProgressFn, no_progress
+from .detectors.base import Detector, PersonModel
+from .core.progress import ProgressFn, no_progress
 from .core.errors import InputError, LimitError, ProfileError
 from .media.extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name

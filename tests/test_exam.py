@@ -15,11 +15,13 @@ from exposeanyone.detectors.exam.detector import ExamDetector
 from exposeanyone.detectors.exam.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
                                     training_scheduler)
 from exposeanyone.core.errors import InputError, ProfileError
-from exposeanyone.detectors.exam.pretrain import (amplify_motion, personalize, pretrain_exam, sampling_weights,
-                                        warp_frequencies)
+from exposeanyone.detectors.exam.pretrain import pretrain_exam
+from exposeanyone.detectors.exam.data import amplify_motion, sampling_weights, warp_frequencies
+from exposeanyone.detectors.exam.personalize import personalize
 from exposeanyone.detectors.exam.model import ExamDenoiser
 from exposeanyone.media.track import Track
-from exposeanyone.detectors.exam.data import MIN_FACE_RATIO, MIN_SPEECH_RATIO, clip_arrays, random_window, sliding_windows
+from exposeanyone.detectors.exam.data import clip_arrays, random_window, sliding_windows
+from exposeanyone.detectors.windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 
 WINDOW = 40
 TINY = dict(width=32, layers=2, heads=2, ff_mult=2, n_adapter_tokens=2, window=WINDOW, dropout=0.0)

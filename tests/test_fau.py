@@ -19,7 +19,9 @@ from exposeanyone.detectors.fau.datasets import SupervisedSampler, read_fakeavce
 from exposeanyone.detectors.fau.training import train_fau
 from exposeanyone.core.metrics import roc_auc
 from exposeanyone.detectors.fau.model import FauForensicsModel, fau_loss
-from exposeanyone.detectors.fau.pseudo_fakes import (KIND_LABELS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams)
+from exposeanyone.detectors.fau.pseudo_fakes import KIND_LABELS, KINDS, PseudoFakeSampler
+from exposeanyone.detectors.fau.pseudo_fakes import LabelledWindows
+from exposeanyone.detectors.fau.streams import clip_streams
 from exposeanyone.media.track import BLENDSHAPE_NAMES, Track
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fau"
@@ -304,8 +306,8 @@ def test_split_encoders_give_the_forward_pass(trained):
 
 
 def test_score_takes_own_and_moved_audio_each_at_their_best_alignment(trained):
-    from exposeanyone.detectors.base import window_starts
-    from exposeanyone.detectors.fau.pseudo_fakes import clip_streams
+    from exposeanyone.detectors.windows import window_starts
+    from exposeanyone.detectors.fau.streams import clip_streams
 
     result, _ = trained
     clip = talking_clip(103, frames=200)
@@ -407,7 +409,7 @@ def test_train_fau_rejects_mismatched_inputs(tmp_path):
 
 
 def test_window_batch_inputs_are_scaled():
-    batch = WindowBatch.stack([(np.zeros((25, len(AU_NAMES))), np.full((25, 32, 32), 255, np.uint8),
+    batch = LabelledWindows.stack([(np.zeros((25, len(AU_NAMES))), np.full((25, 32, 32), 255, np.uint8),
                                 np.zeros((100, 80)))], [(1, 0, 1)], ["mouth_freeze"])
     inputs = batch.model_inputs()
     assert inputs["mouth"].max().item() == 1.0 and inputs["mouth"].dtype == torch.float32

@@ -5,19 +5,16 @@ and return numbers. Scores are oriented so that **higher means more likely fake*
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
 
 import numpy as np
 
+from ..core.progress import ProgressFn, no_progress
 from ..media.clip import ClipFeatures
 
-ProgressFn = Callable[[float, str], None]
-"""``progress(fraction_done, message)``; fraction in [0, 1]."""
-
-
-def no_progress(fraction: float, message: str) -> None:
-    """A :data:`ProgressFn` that ignores its reports."""
+MIN_GENUINE_WINDOWS = 10
+"""Fewer held-out genuine windows than this make the threshold rough; the card says so."""
 
 
 @dataclass
@@ -74,30 +71,29 @@ class Detector(Protocol):
         ...
 
 
-def window_starts(num_frames: int, length: int, stride: int) -> np.ndarray:
-    """First frames of sliding windows covering ``num_frames`` (the last one flush with the end)."""
-    if num_frames <= length:
-        return np.zeros(1, dtype=int)
-    starts = list(range(0, num_frames - length + 1, stride))
-    if starts[-1] != num_frames - length:
-        starts.append(num_frames - length)
-    return np.asarray(starts, dtype=int)
+@dataclass
+class Calibration:
+    """A person's genuine-score distribution for one detector and the threshold derived from it."""
 
+    threshold: float
+    false_alarm_rate: float
+    genuine_scores: list[float]
+    method: str
 
-def frame_scores_from_windows(num_frames: int, starts: np.ndarray, length: int,
-                              scores: np.ndarray) -> np.ndarray:
-    """Spread window scores over frames: ``(frames,)``, each the mean of the usable windows covering it."""
-    total = np.zeros(num_frames)
-    count = np.zeros(num_frames)
-    for start, score in zip(starts, scores):
-        if np.isfinite(score):
-            total[start:start + length] += score
-            count[start:start + length] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    @property
+    def reliable(self) -> bool:
+        return len(self.genuine_scores) >= MIN_GENUINE_WINDOWS
 
+    def to_json(self) -> dict:
+        return asdict(self)
 
-def clip_score(window_scores: np.ndarray) -> float:
-    """Mean of the usable (finite) window scores, NaN when there are none."""
-    finite = window_scores[np.isfinite(window_scores)]
-    return float(finite.mean()) if len(finite) else float("nan")
+    @classmethod
+    def from_json(cls, data: dict) -> "Calibration":
+        return cls(threshold=float(data["threshold"]), false_alarm_rate=float(data["false_alarm_rate"]),
+                   genuine_scores=[float(v) for v in data.get("genuine_scores", [])], method=str(data.get("method", "")))
+
+    def percentile(self, score: float) -> float:
+        """Share of genuine scores below ``score`` (0-100)."""
+        if not self.genuine_scores or not np.isfinite(score):
+            return float("nan")
+        return float(100.0 * np.mean(np.asarray(self.genuine_scores) < score))

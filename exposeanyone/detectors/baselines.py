@@ -22,9 +22,10 @@ from ..core.config import MEL_PER_FRAME, N_MELS
 from ..core.errors import InputError, ProfileError
 from ..core.storage import atomic_write_bytes
 from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
-from .exam.data import SCORING_STRIDE, WINDOW_FRAMES, window_usable
-from .base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
-                   no_progress, window_starts)
+from .windows import SCORING_STRIDE, WINDOW_FRAMES, window_usable
+from .base import DetectorOutput, PersonModel
+from ..core.progress import ProgressFn, no_progress
+from .windows import clip_score, frame_scores_from_windows, window_starts
 
 WINDOW_LENGTH = WINDOW_FRAMES
 """Frames per scored window (4 s at 25 fps), as in EXAM."""

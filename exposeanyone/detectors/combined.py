@@ -15,8 +15,9 @@ import numpy as np
 
 from ..media.clip import ClipFeatures
 from ..core.errors import ProfileError
-from .base import (Detector, DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
-                   no_progress)
+from .base import Detector, DetectorOutput, PersonModel
+from ..core.progress import ProgressFn, no_progress
+from .windows import clip_score, frame_scores_from_windows
 
 MIN_SPREAD = 1e-3
 """Floor of a reference spread, so a detector that is constant on the reference does not dominate."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..calibration import FALSE_ALARM_RATE
 from ..media.clip import ClipFeatures
-from ..detectors.base import ProgressFn, no_progress
+from ..core.progress import ProgressFn, no_progress
 from .manifest import ManifestRow
 from ..core.metrics import roc_auc
 

@@ -19,7 +19,7 @@ from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
 from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
 from .denoise import denoise_frames
-from ..detectors.base import ProgressFn, no_progress
+from ..core.progress import ProgressFn, no_progress
 from ..core.errors import NoFaceError
 from .decode import MediaInfo, iter_frames, probe, read_audio
 from ..core.storage import atomic_write_bytes

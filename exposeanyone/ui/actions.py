@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
-from ..calibration import MIN_GENUINE_WINDOWS
+from ..detectors.base import MIN_GENUINE_WINDOWS
 from ..core.config import Limits, avdata_dir, cache_dir
 from ..media.corruptions import CORRUPTIONS, parse_corruption_spec
-from ..detectors.base import ProgressFn, no_progress
+from ..core.progress import ProgressFn, no_progress
 from ..core.errors import InputError
 from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore

@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from ..core.config import FPS
-from ..detectors.base import ProgressFn, no_progress
+from ..core.progress import ProgressFn, no_progress
 from ..core.errors import MediaError
 from ..media.decode import iter_frames, probe
 from ..report import ScoreReport

@@ -298,7 +298,7 @@ def _profile_seed(root: Path, name: str = "Ada") -> Path:
 
 def check_loaded_profile(profile) -> None:
     """What a profile that loads must offer the rest of the pipeline without another error."""
-    from exposeanyone.calibration import Calibration
+    from exposeanyone.detectors.base import Calibration
     from exposeanyone.profiles import validate_name
 
     validate_name(profile.name)

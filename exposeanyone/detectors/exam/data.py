@@ -1,4 +1,4 @@
-"""Cutting clips into the fixed-length windows the EXAM model reads.
+"""The EXAM model's inputs: clips cut into fixed-length windows, and the random training draws.
 
 A window is :data:`WINDOW_FRAMES` frames (4 s) of expressions, the matching log-mel, and a mask of the
 frames where a face is known. Clips shorter than a window are padded at the end with masked frames and
@@ -12,22 +12,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from ...media.audio_features import LOG_FLOOR
 from ...media.clip import ClipFeatures
 from ...core.config import MEL_PER_FRAME
-from ..base import window_starts
+from ..windows import MIN_FACE_RATIO, SCORING_STRIDE, WINDOW_FRAMES, window_starts, window_usable
 
-WINDOW_FRAMES = 100
-"""Frames per window: 4 s at 25 fps."""
-SCORING_STRIDE = 25
-"""Frames between scored windows: 1 s."""
-MIN_FACE_RATIO = 0.5
-"""A window is scored only if a face is known in at least this share of its frames..."""
-MIN_SPEECH_RATIO = 0.25
-"""...and someone speaks in at least this share (an audio-to-expression model has nothing to say about
-silence). Both shares are of the full window, padding included, so a clip needs 2 s of face and 1 s of
-speech to be scored at all."""
 SILENT_LOG_MEL = float(np.log(LOG_FLOOR))
 """The log-mel value of digital silence, used to pad audio."""
 
@@ -78,12 +69,6 @@ class WindowBatch:
     def select(self, keep: np.ndarray) -> "WindowBatch":
         return WindowBatch(self.expressions[keep], self.mel[keep], self.frame_mask[keep],
                            self.speech[keep], self.starts[keep])
-
-
-def window_usable(frame_mask: np.ndarray, speech: np.ndarray) -> np.ndarray:
-    """``(..., frames)`` masks -> ``(...)`` bool: at least :data:`MIN_FACE_RATIO` face and
-    :data:`MIN_SPEECH_RATIO` speech."""
-    return (frame_mask.mean(axis=-1) >= MIN_FACE_RATIO) & (speech.mean(axis=-1) >= MIN_SPEECH_RATIO)
 
 
 def clip_arrays(clip: ClipFeatures, window: int = WINDOW_FRAMES) -> ClipArrays:
@@ -168,3 +153,103 @@ def concatenate(batches: Sequence[WindowBatch]) -> WindowBatch:
         starts=np.concatenate([b.starts for b in batches]),
     )
 
+
+# --------------------------------------------------------------------------------------------- training draws
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes to training windows that keep who is talking and what is said."""
+
+    time_warp: float = 0.1
+    """Windows are played up to this much faster or slower (expressions and audio together)."""
+    time_warp_probability: float = 0.5
+    mel_gain: float = 1.0
+    """Uniform log-power offset (+-1 natural-log unit is +-4.3 dB): recording level."""
+    mel_noise: float = 0.2
+    """Standard deviation of Gaussian noise added to the log-mel."""
+    band_drop_probability: float = 0.5
+    max_band: int = 10
+    """A band of up to this many mel bins is flattened (SpecAugment-style channel dropout)."""
+    frequency_warp: float = 0.0
+    """The mel axis may be stretched by up to this much (vocal-tract length perturbation), so that a
+    higher or lower voice does not change what the mouth is expected to do. Off: 0.15 (with two other
+    changes) made the model lean less on audio in a 10-minute avdata run."""
+    motion_gain: float = 1.3
+    """Null-token windows may have their motion scaled by up to this factor (or its inverse): the
+    generic model must not assume one speaker's articulation, the identity tokens must."""
+    motion_gain_probability: float = 0.5
+
+
+PRETRAIN_AUGMENTATION = Augmentation()
+
+
+def warp_frequencies(mel: np.ndarray, factor: float) -> np.ndarray:
+    """``(time, bins)`` log-mel with its frequency axis stretched by ``factor`` (edges held)."""
+    source = np.clip(np.arange(mel.shape[1]) / factor, 0, mel.shape[1] - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, mel.shape[1] - 1)
+    weight = (source - low).astype(np.float32)
+    return mel[:, low] * (1 - weight) + mel[:, high] * weight
+
+
+def augment_audio(mel: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
+    """Frequency warp, gain, noise and band dropout on a window's log-mel ``(frames * 4, 80)`` (a new array)."""
+    floor = mel.min()
+    if augmentation.frequency_warp > 0:
+        mel = warp_frequencies(mel, 1.0 + rng.uniform(-augmentation.frequency_warp, augmentation.frequency_warp))
+    out = np.maximum(mel + rng.uniform(-augmentation.mel_gain, augmentation.mel_gain), floor)
+    out = out + rng.normal(0.0, augmentation.mel_noise, size=out.shape).astype(np.float32)
+    if augmentation.max_band > 0 and rng.random() < augmentation.band_drop_probability:
+        width = int(rng.integers(1, augmentation.max_band + 1))
+        low = int(rng.integers(0, out.shape[1] - width + 1))
+        out[:, low:low + width] = out[:, low:low + width].mean(axis=0, keepdims=True)
+    return out.astype(np.float32)
+
+
+def amplify_motion(expressions: np.ndarray, frame_mask: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Scale each window's movement around its mean: ``(windows, frames, 58)``, gains ``(windows,)``."""
+    known = frame_mask[..., None].astype(np.float32)
+    mean = (expressions * known).sum(axis=1, keepdims=True) / np.maximum(known.sum(axis=1, keepdims=True), 1.0)
+    return ((mean + gains[:, None, None] * (expressions - mean)) * known).astype(np.float32)
+
+
+def sampling_weights(clips: Sequence[ClipArrays], identities: Sequence[int], balance: float) -> np.ndarray:
+    """``(clips,)`` probabilities: identity ``i`` gets a share proportional to its footage ** ``balance``,
+    split among its clips in proportion to their length."""
+    lengths = np.array([c.num_clip_frames for c in clips], dtype=float)
+    ids = np.asarray(identities)
+    footage = {i: lengths[ids == i].sum() for i in set(ids.tolist())}
+    weights = np.array([length / footage[i] * footage[i] ** balance for length, i in zip(lengths, ids)])
+    return weights / weights.sum()
+
+
+def draw_windows(clips: Sequence[ClipArrays], rng: np.random.Generator, count: int,
+                 augmentation: Augmentation, window: int = WINDOW_FRAMES,
+                 weights: np.ndarray | None = None) -> tuple[WindowBatch, np.ndarray]:
+    """``count`` random training windows, clips drawn with probabilities ``weights`` (default: in
+    proportion to their length).
+
+    Returns the windows and ``(count,)`` the index of the clip each came from. A window with a face
+    in fewer than :data:`MIN_FACE_RATIO` of its frames is redrawn (a few times at most). Only the audio
+    is augmented here (see :func:`amplify_motion` for the expressions).
+    """
+    if weights is None:
+        lengths = np.array([c.num_clip_frames for c in clips], dtype=float)
+        weights = lengths / lengths.sum()
+    clip_index = rng.choice(len(clips), size=count, p=weights)
+    windows = []
+    for index in clip_index:
+        for _ in range(8):
+            warp = augmentation.time_warp if rng.random() < augmentation.time_warp_probability else 0.0
+            drawn = random_window(clips[index], rng, window, time_warp=warp)
+            if drawn.frame_mask.mean() >= MIN_FACE_RATIO:
+                break
+        mel = augment_audio(drawn.mel[0], rng, augmentation)[None]
+        windows.append(WindowBatch(drawn.expressions, mel, drawn.frame_mask, drawn.speech, drawn.starts))
+    return concatenate(windows), clip_index
+
+
+def window_tensors(batch: WindowBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch's expressions ``(windows, frames, 58)``, log-mel ``(windows, frames * 4, 80)`` and face mask
+    ``(windows, frames)`` as tensors on ``device``."""
+    return (torch.from_numpy(batch.expressions).to(device), torch.from_numpy(batch.mel).to(device),
+            torch.from_numpy(batch.frame_mask).to(device))

@@ -34,12 +34,14 @@ from ...media.clip import ClipFeatures
 from ...core.config import torch_device
 from .diffusion import reconstruction_errors, sample, schedulers_for
 from ...core.errors import InputError, ProfileError
-from .pretrain import PERSONALIZE_LR, personalize
+from .personalize import PERSONALIZE_LR, personalize
 from .model import ExamDenoiser
 from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
-from .data import SCORING_STRIDE, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, sliding_windows
-from ..base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows,
-                   no_progress, window_starts)
+from .data import ClipArrays, WindowBatch, clip_arrays, sliding_windows
+from ..windows import SCORING_STRIDE, WINDOW_FRAMES
+from ..base import DetectorOutput, PersonModel
+from ...core.progress import ProgressFn, no_progress
+from ..windows import clip_score, frame_scores_from_windows, window_starts
 
 TIMING_TIMESTEPS = (600, 700, 800, 900)
 """Noise levels of the timing ratio. At low noise the noisy window still shows what the face did and

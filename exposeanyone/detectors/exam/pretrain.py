@@ -25,13 +25,14 @@ from safetensors.torch import load_file, save_file
 
 from ...media.clip import ClipFeatures
 from ...core.config import MEL_PER_FRAME
-from ..base import ProgressFn, no_progress
+from ...core.progress import ProgressFn, no_progress
 from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler
 from ...core.errors import NoFaceError
 from .model import ExamDenoiser
 from ...core.storage import atomic_write_text, replace_directory
-from .data import (MIN_FACE_RATIO, WINDOW_FRAMES, ClipArrays, WindowBatch, clip_arrays, concatenate,
-                      random_window, sliding_windows)
+from .data import (PRETRAIN_AUGMENTATION, Augmentation, ClipArrays, WindowBatch, amplify_motion, clip_arrays,
+                   concatenate, draw_windows, sampling_weights, sliding_windows, window_tensors)
+from ..windows import MIN_FACE_RATIO, WINDOW_FRAMES
 
 logger = logging.getLogger(__name__)
 
@@ -43,122 +44,14 @@ footage, 0 is every identity equally often. The few minor speakers are what keep
 becoming a model of the one speaker that dominates the footage."""
 VALIDATION_FRACTION = 0.1
 WARMUP_STEPS = 100
-PERSONALIZE_TIMESTEPS = (20, 700)
-"""Timesteps of the personalisation loss. Measured on avdata (one pre-training, scoring at 600-900):
-(20, 700) gave a dubbing AUC of 0.61 and an impostor AUC of 0.81, (300, 1000) 0.55 and 0.88, within
-the noise of 22 dubbed clips; the one that favours dubbing, the harder case, is kept."""
 VALIDATION_TIMESTEPS = 10
-PERSONALIZE_LR = 0.1
-"""Adam learning rate of the adapter tokens; chosen with the detector's steps per second of reference
-(see :data:`exposeanyone.detectors.exam.detector.PERSONALIZE_STEPS_PER_SECOND`)."""
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
 LOG_FILE = "training_log.json"
 IDENTITY_TOKENS_FILE = "identity_tokens.safetensors"
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Random changes to training windows that keep who is talking and what is said."""
-
-    time_warp: float = 0.1
-    """Windows are played up to this much faster or slower (expressions and audio together)."""
-    time_warp_probability: float = 0.5
-    mel_gain: float = 1.0
-    """Uniform log-power offset (+-1 natural-log unit is +-4.3 dB): recording level."""
-    mel_noise: float = 0.2
-    """Standard deviation of Gaussian noise added to the log-mel."""
-    band_drop_probability: float = 0.5
-    max_band: int = 10
-    """A band of up to this many mel bins is flattened (SpecAugment-style channel dropout)."""
-    frequency_warp: float = 0.0
-    """The mel axis may be stretched by up to this much (vocal-tract length perturbation), so that a
-    higher or lower voice does not change what the mouth is expected to do. Off: 0.15 (with two other
-    changes) made the model lean less on audio in a 10-minute avdata run."""
-    motion_gain: float = 1.3
-    """Null-token windows may have their motion scaled by up to this factor (or its inverse): the
-    generic model must not assume one speaker's articulation, the identity tokens must."""
-    motion_gain_probability: float = 0.5
-
-
-PRETRAIN_AUGMENTATION = Augmentation()
-PERSONALIZE_AUGMENTATION = Augmentation(time_warp=0.0, band_drop_probability=0.0, mel_noise=0.1,
-                                        motion_gain_probability=0.0)
-"""No time warp here: a person's speaking rate is part of what the tokens should learn."""
-
-
 # --------------------------------------------------------------------------------------------- data
-def warp_frequencies(mel: np.ndarray, factor: float) -> np.ndarray:
-    """``(time, bins)`` log-mel with its frequency axis stretched by ``factor`` (edges held)."""
-    source = np.clip(np.arange(mel.shape[1]) / factor, 0, mel.shape[1] - 1)
-    low = np.floor(source).astype(int)
-    high = np.minimum(low + 1, mel.shape[1] - 1)
-    weight = (source - low).astype(np.float32)
-    return mel[:, low] * (1 - weight) + mel[:, high] * weight
-
-
-def augment_audio(mel: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
-    """Frequency warp, gain, noise and band dropout on a window's log-mel ``(frames * 4, 80)`` (a new array)."""
-    floor = mel.min()
-    if augmentation.frequency_warp > 0:
-        mel = warp_frequencies(mel, 1.0 + rng.uniform(-augmentation.frequency_warp, augmentation.frequency_warp))
-    out = np.maximum(mel + rng.uniform(-augmentation.mel_gain, augmentation.mel_gain), floor)
-    out = out + rng.normal(0.0, augmentation.mel_noise, size=out.shape).astype(np.float32)
-    if augmentation.max_band > 0 and rng.random() < augmentation.band_drop_probability:
-        width = int(rng.integers(1, augmentation.max_band + 1))
-        low = int(rng.integers(0, out.shape[1] - width + 1))
-        out[:, low:low + width] = out[:, low:low + width].mean(axis=0, keepdims=True)
-    return out.astype(np.float32)
-
-
-def amplify_motion(expressions: np.ndarray, frame_mask: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Scale each window's movement around its mean: ``(windows, frames, 58)``, gains ``(windows,)``."""
-    known = frame_mask[..., None].astype(np.float32)
-    mean = (expressions * known).sum(axis=1, keepdims=True) / np.maximum(known.sum(axis=1, keepdims=True), 1.0)
-    return ((mean + gains[:, None, None] * (expressions - mean)) * known).astype(np.float32)
-
-
-def sampling_weights(clips: Sequence[ClipArrays], identities: Sequence[int], balance: float) -> np.ndarray:
-    """``(clips,)`` probabilities: identity ``i`` gets a share proportional to its footage ** ``balance``,
-    split among its clips in proportion to their length."""
-    lengths = np.array([c.num_clip_frames for c in clips], dtype=float)
-    ids = np.asarray(identities)
-    footage = {i: lengths[ids == i].sum() for i in set(ids.tolist())}
-    weights = np.array([length / footage[i] * footage[i] ** balance for length, i in zip(lengths, ids)])
-    return weights / weights.sum()
-
-
-def draw_windows(clips: Sequence[ClipArrays], rng: np.random.Generator, count: int,
-                 augmentation: Augmentation, window: int = WINDOW_FRAMES,
-                 weights: np.ndarray | None = None) -> tuple[WindowBatch, np.ndarray]:
-    """``count`` random training windows, clips drawn with probabilities ``weights`` (default: in
-    proportion to their length).
-
-    Returns the windows and ``(count,)`` the index of the clip each came from. A window with a face
-    in fewer than :data:`MIN_FACE_RATIO` of its frames is redrawn (a few times at most). Only the audio
-    is augmented here (see :func:`amplify_motion` for the expressions).
-    """
-    if weights is None:
-        lengths = np.array([c.num_clip_frames for c in clips], dtype=float)
-        weights = lengths / lengths.sum()
-    clip_index = rng.choice(len(clips), size=count, p=weights)
-    windows = []
-    for index in clip_index:
-        for _ in range(8):
-            warp = augmentation.time_warp if rng.random() < augmentation.time_warp_probability else 0.0
-            drawn = random_window(clips[index], rng, window, time_warp=warp)
-            if drawn.frame_mask.mean() >= MIN_FACE_RATIO:
-                break
-        mel = augment_audio(drawn.mel[0], rng, augmentation)[None]
-        windows.append(WindowBatch(drawn.expressions, mel, drawn.frame_mask, drawn.speech, drawn.starts))
-    return concatenate(windows), clip_index
-
-
-def _tensors(batch: WindowBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return (torch.from_numpy(batch.expressions).to(device), torch.from_numpy(batch.mel).to(device),
-            torch.from_numpy(batch.frame_mask).to(device))
-
-
 def normalization_statistics(model: ExamDenoiser, clips: Sequence[ClipArrays], identities: Sequence[int],
                              window: int = WINDOW_FRAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel statistics of ``clips`` as ``model`` sees them, every identity weighing the same.
@@ -226,7 +119,7 @@ def _frames(clip: ClipArrays, start: int, stop: int) -> ClipArrays:
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+def _optimizerwindow_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
     state = optimizer.state_dict()
     tensors = {f"optimizer.{index}.{key}": value.detach().clone().contiguous()
                for index, entry in state["state"].items() for key, value in entry.items()}
@@ -249,7 +142,7 @@ def _save_checkpoint(out_dir: Path, model: ExamDenoiser, identity_tokens: torch.
     if staging.exists():
         shutil.rmtree(staging)  # left by a run killed while writing
     model.save_pretrained(staging / MODEL_DIR)
-    tensors, groups = _optimizer_tensors(optimizer)
+    tensors, groups = _optimizerwindow_tensors(optimizer)
     tensors["identity_tokens"] = identity_tokens.detach().clone()
     tensors["noise_generator_state"] = generator.get_state()
     tensors["torch_rng_state"] = torch.get_rng_state()
@@ -294,7 +187,7 @@ class _Validation:
         """Mean x0 reconstruction error with the null tokens and with each window's identity tokens."""
         was_training = model.training
         model.eval()
-        x0, mel, mask = _tensors(self.batch, model.device)
+        x0, mel, mask = window_tensors(self.batch, model.device)
         null = reconstruction_errors(model, scheduler, x0, mel, None, mask, self.timesteps, self.noises)
         own = reconstruction_errors(model, scheduler, x0, mel, identity_tokens[self.identity].to(model.device),
                                     mask, self.timesteps, self.noises)
@@ -417,7 +310,7 @@ def _run_pretraining(clips, identities, out_dir: Path, *, steps, batch_size, lr,
         amplified = use_null & (rng.random(batch_size) < augmentation.motion_gain_probability)
         gains = np.where(amplified, np.exp(rng.uniform(-1, 1, batch_size) * np.log(augmentation.motion_gain)), 1.0)
         batch = replace(batch, expressions=amplify_motion(batch.expressions, batch.frame_mask, gains))
-        x0, mel, mask = _tensors(batch, device)
+        x0, mel, mask = window_tensors(batch, device)
         owner = torch.as_tensor(np.asarray(train_ids)[clip_index], device=device)
         null = torch.as_tensor(use_null, device=device)
         adapter = torch.where(null[:, None, None], model.null_adapter.expand(batch_size, -1, -1),
@@ -485,65 +378,3 @@ def _resume(checkpoint: Path, names: list[str], rng: np.random.Generator, genera
     model = ExamDenoiser.from_pretrained(checkpoint / MODEL_DIR, low_cpu_mem_usage=False)
     return _RunState(model, tensors["identity_tokens"], int(state["step"]), float(state["elapsed_s"]),
                      tensors, state["optimizer_param_groups"])
-
-
-# --------------------------------------------------------------------------------------------- personalisation
-def personalize(
-    model: ExamDenoiser,
-    clips: Sequence[ClipFeatures],
-    *,
-    steps: int,
-    lr: float = PERSONALIZE_LR,
-    batch_size: int = 8,
-    seed: int = 0,
-    progress: ProgressFn = no_progress,
-    augmentation: Augmentation = PERSONALIZE_AUGMENTATION,
-    timestep_range: tuple[int, int] = PERSONALIZE_TIMESTEPS,
-) -> torch.Tensor:
-    """Learn a person's adapter tokens from genuine reference clips, the backbone frozen.
-
-    The tokens start from the null tokens and follow the pre-training loss. The model is left exactly
-    as it was (weights, ``requires_grad`` flags and train/eval mode); dropout is off while fitting, so
-    the same clips and seed give the same tokens.
-
-    Args:
-        clips: reference clips of one person.
-        steps: Adam steps on the tokens.
-        lr: Adam learning rate.
-        batch_size: windows per step.
-        seed: fixes the windows and the noise.
-        progress: ``progress(fraction, message)``.
-    Returns:
-        ``(n_tokens, width)`` float32 adapter tokens (on the CPU).
-    """
-    window = model.config.window
-    arrays = [clip_arrays(c, window) for c in clips]
-    if not any(a.frame_mask.sum() >= MIN_FACE_RATIO * window for a in arrays):
-        raise NoFaceError("The reference clips need at least one stretch of 2 s with a visible face.")
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    scheduler = training_scheduler(model.config.prediction_type)
-    tokens = torch.nn.Parameter(model.null_adapter.detach().clone())
-    optimizer = torch.optim.Adam([tokens], lr=lr)
-
-    flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    try:
-        model.eval()
-        model.requires_grad_(False)
-        recent: list[float] = []
-        for step in range(steps):
-            batch, _ = draw_windows(arrays, rng, batch_size, augmentation, window)
-            x0, mel, mask = _tensors(batch, model.device)
-            loss = training_loss(model, scheduler, x0, mel, tokens, mask, generator, timestep_range)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            recent = (recent + [float(loss.detach())])[-10:]
-            if (step + 1) % 10 == 0 or step + 1 == steps:
-                progress((step + 1) / steps, f"personalising: step {step + 1}/{steps}, loss {np.mean(recent):.4f}")
-    finally:
-        for parameter, flag in zip(model.parameters(), flags):
-            parameter.requires_grad_(flag)
-        model.train(was_training)
-    return tokens.detach().cpu().clone()

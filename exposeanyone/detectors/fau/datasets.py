@@ -25,7 +25,8 @@ import numpy as np
 
 from ...core.config import FPS
 from ...core.errors import InputError
-from .pseudo_fakes import WINDOW_FRAMES, ClipStreams, WindowBatch
+from .streams import ClipStreams, FAU_WINDOW_FRAMES
+from .pseudo_fakes import LabelledWindows
 
 FAKEAVCELEB_TYPES = {
     "RealVideo-RealAudio": (0, 0),
@@ -59,7 +60,7 @@ class LabelledVideo:
     """How the fake was made (FakeAVCeleb ``method``); '' when unknown."""
     split: str = ""
 
-    def window_labels(self, start_frame: int, length: int = WINDOW_FRAMES, fps: float = FPS
+    def window_labels(self, start_frame: int, length: int = FAU_WINDOW_FRAMES, fps: float = FPS
                       ) -> tuple[int, int, int] | None:
         """``(label, label_audio, label_video)`` of the window ``start_frame:start_frame+length``.
 
@@ -160,7 +161,7 @@ class SupervisedSampler:
         pairs: ``(streams, video)``: a clip's model streams and its dataset labels.
     """
 
-    def __init__(self, pairs: Sequence[tuple[ClipStreams, LabelledVideo]], length: int = WINDOW_FRAMES):
+    def __init__(self, pairs: Sequence[tuple[ClipStreams, LabelledVideo]], length: int = FAU_WINDOW_FRAMES):
         self.length = length
         self.clips = [streams for streams, _ in pairs]
         clip_index, starts, labels = [], [], []
@@ -180,10 +181,10 @@ class SupervisedSampler:
     def __len__(self) -> int:
         return len(self.window_starts)
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> WindowBatch:
+    def sample(self, rng: np.random.Generator, batch_size: int) -> LabelledWindows:
         """``batch_size`` windows, drawn uniformly over all labelled windows."""
         picks = rng.integers(0, len(self), size=batch_size)
         windows = [self.clips[self.clip_index[p]].window(int(self.window_starts[p]), self.length) for p in picks]
         labels = [tuple(int(v) for v in self.window_labels[p]) for p in picks]
         kinds = ["supervised_fake" if label[0] else "supervised_real" for label in labels]
-        return WindowBatch.stack(windows, labels, kinds)
+        return LabelledWindows.stack(windows, labels, kinds)

@@ -35,17 +35,18 @@ import numpy as np
 import torch
 
 from ...core.assets import fau_model_dir
-from ...calibration import Calibration
+from ..base import Calibration
 from ...media.clip import ClipFeatures
 from ...core.config import MEL_PER_FRAME, torch_device
 from ...core.errors import InputError
 from .model import FauForensicsModel
 from ..audio_reference import reference_shifts, shifted_audio
 from .av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
-from .pseudo_fakes import ClipStreams, clip_streams
-from ..exam.data import window_usable
-from ..base import (DetectorOutput, PersonModel, ProgressFn, clip_score, frame_scores_from_windows, no_progress,
-                   window_starts)
+from .streams import ClipStreams, clip_streams
+from ..windows import window_usable
+from ..base import DetectorOutput, PersonModel
+from ...core.progress import ProgressFn, no_progress
+from ..windows import clip_score, frame_scores_from_windows, window_starts
 
 DEFAULT_STRIDE = 5
 OFFSET_STRIDE = 10

@@ -1,6 +1,6 @@
-"""The 1 s windows FauForensics sees: genuine ones, and pseudo-fakes made on the fly from genuine clips.
+"""The 1 s windows FauForensics trains on: genuine ones, and pseudo-fakes made on the fly from genuine clips.
 
-A clip is first reduced to its model streams (:class:`ClipStreams`: action units, mouth crops, log-mel).
+A clip is first reduced to its model streams (:class:`~.streams.ClipStreams`: action units, mouth crops, log-mel).
 :class:`PseudoFakeSampler` then cuts windows out of them and breaks some of them on purpose, the way a
 forgery would, with a label per modality:
 
@@ -26,14 +26,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .action_units import blendshapes_to_action_units
-from ...media.clip import ClipFeatures
-from ...core.config import FPS, MEL_PER_FRAME
 from ...core.errors import InputError
-from ..exam.data import MIN_FACE_RATIO, MIN_SPEECH_RATIO
-
-WINDOW_FRAMES = FPS
-"""Frames per window: 1 s, one learnable query per frame."""
+from .streams import FAU_WINDOW_FRAMES, ClipStreams
 
 KIND_LABELS: dict[str, tuple[int, int]] = {
     "real": (0, 0),
@@ -62,55 +56,6 @@ FREEZE_NOISE_GREY = 1.5
 """Grey-level noise on frozen crops, so that "exactly constant pixels" is not a shortcut to learn."""
 
 
-@dataclass(frozen=True)
-class ClipStreams:
-    """One clip as the model reads it; every array shares the 25 fps timeline."""
-
-    action_units: np.ndarray
-    """``(frames, n_au)`` float32 in [0, 1]."""
-    mouth: np.ndarray
-    """``(frames, 32, 32)`` uint8 grey mouth crops."""
-    mel: np.ndarray
-    """``(frames * 4, 80)`` float32 log-mel."""
-    valid: np.ndarray
-    """``(frames,)`` bool: a face is known."""
-    speech: np.ndarray
-    """``(frames,)`` bool: someone speaks."""
-    name: str = "clip"
-    identity: str = ""
-
-    @property
-    def num_frames(self) -> int:
-        return int(len(self.valid))
-
-    def usable_starts(self, length: int = WINDOW_FRAMES, min_face: float = MIN_FACE_RATIO,
-                      min_speech: float = MIN_SPEECH_RATIO) -> np.ndarray:
-        """``(windows,)`` int: every start whose window has enough face and enough speech."""
-        if self.num_frames < length:
-            return np.zeros(0, dtype=int)
-        face = _window_means(self.valid, length)
-        speech = _window_means(self.speech, length)
-        return np.flatnonzero((face >= min_face) & (speech >= min_speech))
-
-    def window(self, start: int, length: int = WINDOW_FRAMES, audio_start: int | None = None,
-               visual_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(action_units (T, n_au), mouth (T, 32, 32), mel (T*4, 80))`` of frames ``start:start+T``.
-
-        ``audio_start`` takes the audio from elsewhere in the clip; ``visual_index`` (``(T,)`` frame
-        indices) takes the face from arbitrary frames.
-        """
-        frames = np.arange(start, start + length) if visual_index is None else visual_index
-        audio = start if audio_start is None else audio_start
-        mel = self.mel[audio * MEL_PER_FRAME:(audio + length) * MEL_PER_FRAME]
-        return self.action_units[frames], self.mouth[frames], mel
-
-
-def _window_means(values: np.ndarray, length: int) -> np.ndarray:
-    """``(frames - length + 1,)`` mean of ``values`` over every window of ``length`` frames."""
-    cumulative = np.concatenate([[0.0], np.cumsum(values.astype(np.float64))])
-    return (cumulative[length:] - cumulative[:-length]) / length
-
-
 def _anchor_weights(identities: Sequence[str], windows: np.ndarray, balance: float) -> np.ndarray:
     """``(clips,)`` probabilities: a person's share grows as ``windows ** balance``, split by windows."""
     totals: dict[str, float] = {}
@@ -121,17 +66,8 @@ def _anchor_weights(identities: Sequence[str], windows: np.ndarray, balance: flo
     return weights / weights.sum()
 
 
-def clip_streams(clip: ClipFeatures, identity: str = "") -> ClipStreams:
-    """The model streams of ``clip`` (``identity`` names the person, for pseudo-fakes across people)."""
-    return ClipStreams(action_units=blendshapes_to_action_units(clip.track.blendshapes),
-                       mouth=np.asarray(clip.track.mouth, dtype=np.uint8),
-                       mel=np.asarray(clip.audio.mel, dtype=np.float32),
-                       valid=np.asarray(clip.track.valid, dtype=bool),
-                       speech=np.asarray(clip.audio.speech, dtype=bool), name=clip.name, identity=identity)
-
-
 @dataclass
-class WindowBatch:
+class LabelledWindows:
     """A batch of labelled windows, as numpy arrays."""
 
     action_units: np.ndarray
@@ -169,7 +105,7 @@ class WindowBatch:
 
     @classmethod
     def stack(cls, windows: Sequence[tuple], labels: Sequence[tuple[int, int, int]],
-              kinds: Sequence[str]) -> "WindowBatch":
+              kinds: Sequence[str]) -> "LabelledWindows":
         """Build a batch from ``(au, mouth, mel)`` windows and ``(label, label_audio, label_visual)``."""
         label = np.asarray(labels, dtype=np.int64).reshape(-1, 3)
         return cls(action_units=np.stack([w[0] for w in windows]).astype(np.float32),
@@ -179,7 +115,7 @@ class WindowBatch:
                    kind=tuple(kinds))
 
     @classmethod
-    def concatenate(cls, batches: Sequence["WindowBatch"]) -> "WindowBatch":
+    def concatenate(cls, batches: Sequence["LabelledWindows"]) -> "LabelledWindows":
         return cls(**{name: np.concatenate([getattr(b, name) for b in batches])
                       for name in ("action_units", "mouth", "mel", "label", "label_audio", "label_visual")},
                    kind=tuple(k for b in batches for k in b.kind))
@@ -202,7 +138,7 @@ class PseudoFakeSampler:
     """
 
     def __init__(self, clips: Sequence[ClipStreams], kind_weights: Mapping[str, float] | None = None,
-                 augment: bool = True, length: int = WINDOW_FRAMES, identity_balance: float = 1.0):
+                 augment: bool = True, length: int = FAU_WINDOW_FRAMES, identity_balance: float = 1.0):
         weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         unknown = set(weights) - set(KINDS)
         if unknown:
@@ -222,18 +158,18 @@ class PseudoFakeSampler:
             raise InputError("Pseudo-fake kind weights must not all be zero.")
         self.kind_probabilities = probabilities / probabilities.sum()
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> WindowBatch:
+    def sample(self, rng: np.random.Generator, batch_size: int) -> LabelledWindows:
         """``batch_size`` windows of random kinds."""
         kinds = rng.choice(len(KINDS), size=batch_size, p=self.kind_probabilities)
         return self._build([KINDS[k] for k in kinds], rng)
 
-    def sample_kind(self, rng: np.random.Generator, kind: str, count: int) -> WindowBatch:
+    def sample_kind(self, rng: np.random.Generator, kind: str, count: int) -> LabelledWindows:
         """``count`` windows of one ``kind`` (for validation sets)."""
         if kind not in KIND_LABELS:
             raise InputError(f"Unknown pseudo-fake kind '{kind}'; known kinds are {list(KINDS)}.")
         return self._build([kind] * count, rng)
 
-    def _build(self, kinds: Sequence[str], rng: np.random.Generator) -> WindowBatch:
+    def _build(self, kinds: Sequence[str], rng: np.random.Generator) -> LabelledWindows:
         windows, labels, made = [], [], []
         for kind in kinds:
             clip_index = int(self.anchors[rng.choice(len(self.anchors), p=self.anchor_weights)])
@@ -245,7 +181,7 @@ class PseudoFakeSampler:
             windows.append(window)
             labels.append((int(label_audio or label_visual), label_audio, label_visual))
             made.append(kind)
-        return WindowBatch.stack(windows, labels, made)
+        return LabelledWindows.stack(windows, labels, made)
 
     def make(self, kind: str, clip_index: int, start: int, rng: np.random.Generator
              ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:

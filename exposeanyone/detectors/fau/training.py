@@ -23,12 +23,14 @@ from safetensors.torch import load_file, save_file
 
 from ...media.clip import ClipFeatures
 from ...core.config import torch_device
-from ..base import ProgressFn, no_progress
+from ...core.progress import ProgressFn, no_progress
 from ...core.errors import InputError
 from .datasets import LabelledVideo, SupervisedSampler
 from ...core.metrics import roc_auc
 from .model import FauForensicsModel, fau_loss
-from .pseudo_fakes import FAKE_KINDS, KINDS, PseudoFakeSampler, WindowBatch, clip_streams
+from .pseudo_fakes import FAKE_KINDS, KINDS, PseudoFakeSampler
+from .pseudo_fakes import LabelledWindows
+from .streams import clip_streams
 from ...core.storage import atomic_write_text, replace_directory
 
 CHECKPOINT_VERSION = 1
@@ -69,7 +71,7 @@ def learning_rate(step: int, total_steps: int, base: float) -> float:
 
 
 @torch.inference_mode()
-def window_probabilities(model: FauForensicsModel, batch: WindowBatch, batch_size: int = 128) -> np.ndarray:
+def window_probabilities(model: FauForensicsModel, batch: LabelledWindows, batch_size: int = 128) -> np.ndarray:
     """``(windows,)`` fake probability of each window of ``batch``."""
     model.eval()
     device = next(model.parameters()).device
@@ -80,7 +82,7 @@ def window_probabilities(model: FauForensicsModel, batch: WindowBatch, batch_siz
     return np.concatenate(probabilities) if probabilities else np.zeros(0, np.float32)
 
 
-def validation_metrics(model: FauForensicsModel, batch: WindowBatch) -> dict:
+def validation_metrics(model: FauForensicsModel, batch: LabelledWindows) -> dict:
     """AUC of every window kind against the genuine windows, their mean, and all fakes pooled."""
     scores = window_probabilities(model, batch)
     kinds = np.asarray(batch.kind)
@@ -176,7 +178,7 @@ def train_fau(clips: Sequence[ClipFeatures], identities: Sequence[str], out_dir:
 class _TrainingData:
     pseudo_fakes: PseudoFakeSampler
     supervised: SupervisedSampler | None
-    val_batch: WindowBatch
+    val_batch: LabelledWindows
     split: dict
 
 
@@ -193,7 +195,7 @@ def _training_data(clips: Sequence[ClipFeatures], identities: Sequence[str],
     supervised_train, supervised_val = _supervised_samplers(supervised, val_fraction, seed)
     if supervised_val is not None:
         val_parts.append(supervised_val.sample(val_rng, 4 * val_windows_per_kind))
-    val_batch = WindowBatch.concatenate(val_parts)
+    val_batch = LabelledWindows.concatenate(val_parts)
     split = {"train_clips": [streams[i].name for i in train_index],
              "val_clips": [streams[i].name for i in val_index],
              "supervised_clips": len(supervised), "val_windows": len(val_batch)}
@@ -203,7 +205,7 @@ def _training_data(clips: Sequence[ClipFeatures], identities: Sequence[str],
                          supervised=supervised_train, val_batch=val_batch, split=split)
 
 
-def _train_step(model: FauForensicsModel, optimizer: torch.optim.Optimizer, batch: WindowBatch, lr: float,
+def _train_step(model: FauForensicsModel, optimizer: torch.optim.Optimizer, batch: LabelledWindows, lr: float,
                 sync_weight: float, device: str) -> float:
     """One optimiser step on ``batch``; returns its loss."""
     for group in optimizer.param_groups:
@@ -229,21 +231,21 @@ def _supervised_samplers(supervised: Sequence[tuple[ClipFeatures, LabelledVideo]
 
 
 def _training_batch(data: _TrainingData, rng: np.random.Generator, batch_size: int,
-                    supervised_fraction: float) -> WindowBatch:
+                    supervised_fraction: float) -> LabelledWindows:
     if data.supervised is None:
         return data.pseudo_fakes.sample(rng, batch_size)
     labelled = int(round(batch_size * supervised_fraction))
-    return WindowBatch.concatenate([data.pseudo_fakes.sample(rng, batch_size - labelled),
+    return LabelledWindows.concatenate([data.pseudo_fakes.sample(rng, batch_size - labelled),
                                     data.supervised.sample(rng, labelled)])
 
 
-def _batch_slice(batch: WindowBatch, part: slice) -> WindowBatch:
-    return WindowBatch(action_units=batch.action_units[part], mouth=batch.mouth[part], mel=batch.mel[part],
+def _batch_slice(batch: LabelledWindows, part: slice) -> LabelledWindows:
+    return LabelledWindows(action_units=batch.action_units[part], mouth=batch.mouth[part], mel=batch.mel[part],
                        label=batch.label[part], label_audio=batch.label_audio[part],
                        label_visual=batch.label_visual[part], kind=batch.kind[part])
 
 
-def _evaluate_and_save(model: FauForensicsModel, val_batch: WindowBatch, state: dict, step: int,
+def _evaluate_and_save(model: FauForensicsModel, val_batch: LabelledWindows, state: dict, step: int,
                        running_loss: list[float], model_dir: Path, started: float) -> None:
     """Validate, append to the history, and keep the model when it is the best so far."""
     metrics = validation_metrics(model, val_batch)

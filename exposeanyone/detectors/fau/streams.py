@@ -1,0 +1,76 @@
+"""What FauForensics reads of a clip: its action units, mouth crops and log-mel on one 25 fps timeline.
+
+Scoring and training both start here; the pseudo-fake sampler (:mod:`.pseudo_fakes`) cuts its windows out of
+these streams.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...core.config import FPS, MEL_PER_FRAME
+from ...media.clip import ClipFeatures
+from ..windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
+from .action_units import blendshapes_to_action_units
+
+FAU_WINDOW_FRAMES = FPS
+"""Frames per window: 1 s, one learnable query per frame."""
+
+
+@dataclass(frozen=True)
+class ClipStreams:
+    """One clip as the model reads it; every array shares the 25 fps timeline."""
+
+    action_units: np.ndarray
+    """``(frames, n_au)`` float32 in [0, 1]."""
+    mouth: np.ndarray
+    """``(frames, 32, 32)`` uint8 grey mouth crops."""
+    mel: np.ndarray
+    """``(frames * 4, 80)`` float32 log-mel."""
+    valid: np.ndarray
+    """``(frames,)`` bool: a face is known."""
+    speech: np.ndarray
+    """``(frames,)`` bool: someone speaks."""
+    name: str = "clip"
+    identity: str = ""
+
+    @property
+    def num_frames(self) -> int:
+        return int(len(self.valid))
+
+    def usable_starts(self, length: int = FAU_WINDOW_FRAMES, min_face: float = MIN_FACE_RATIO,
+                      min_speech: float = MIN_SPEECH_RATIO) -> np.ndarray:
+        """``(windows,)`` int: every start whose window has enough face and enough speech."""
+        if self.num_frames < length:
+            return np.zeros(0, dtype=int)
+        face = _window_means(self.valid, length)
+        speech = _window_means(self.speech, length)
+        return np.flatnonzero((face >= min_face) & (speech >= min_speech))
+
+    def window(self, start: int, length: int = FAU_WINDOW_FRAMES, audio_start: int | None = None,
+               visual_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(action_units (T, n_au), mouth (T, 32, 32), mel (T*4, 80))`` of frames ``start:start+T``.
+
+        ``audio_start`` takes the audio from elsewhere in the clip; ``visual_index`` (``(T,)`` frame
+        indices) takes the face from arbitrary frames.
+        """
+        frames = np.arange(start, start + length) if visual_index is None else visual_index
+        audio = start if audio_start is None else audio_start
+        mel = self.mel[audio * MEL_PER_FRAME:(audio + length) * MEL_PER_FRAME]
+        return self.action_units[frames], self.mouth[frames], mel
+
+
+def _window_means(values: np.ndarray, length: int) -> np.ndarray:
+    """``(frames - length + 1,)`` mean of ``values`` over every window of ``length`` frames."""
+    cumulative = np.concatenate([[0.0], np.cumsum(values.astype(np.float64))])
+    return (cumulative[length:] - cumulative[:-length]) / length
+
+
+def clip_streams(clip: ClipFeatures, identity: str = "") -> ClipStreams:
+    """The model streams of ``clip`` (``identity`` names the person, for pseudo-fakes across people)."""
+    return ClipStreams(action_units=blendshapes_to_action_units(clip.track.blendshapes),
+                       mouth=np.asarray(clip.track.mouth, dtype=np.uint8),
+                       mel=np.asarray(clip.audio.mel, dtype=np.float32),
+                       valid=np.asarray(clip.track.valid, dtype=bool),
+                       speech=np.asarray(clip.audio.speech, dtype=bool), name=clip.name, identity=identity)
