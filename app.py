@@ -10,11 +10,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from exposeanyone.ui import actions as ui, plots
 from exposeanyone.core.config import Limits, avdata_dir, cache_dir, profiles_dir
-from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.core.errors import InputError
+from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.profiles import ProfileStore
+from exposeanyone.ui import actions as ui
+from exposeanyone.ui import plots
 
 try:  # ZeroGPU Spaces: the heavy handlers get a GPU while they run
     import spaces

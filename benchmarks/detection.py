@@ -9,12 +9,12 @@ manifest's persons of interest and writes ``benchmarks/results/detection.json``.
 from __future__ import annotations
 
 import argparse
-
 import json
 
 from common import RESULTS_DIR, print_table, require_avdata, write_result
-from exposeanyone.evaluation.protocol import clip_loader, evaluate
+
 from exposeanyone.evaluation.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader, evaluate
 
 
 def summary_row(name: str, result: dict) -> list:

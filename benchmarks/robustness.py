@@ -18,12 +18,12 @@ import argparse
 import json
 
 import numpy as np
-
 from common import RESULTS_DIR, command_line, print_table, require_avdata, write_result
-from exposeanyone.media.corruptions import CORRUPTIONS
-from exposeanyone.evaluation.protocol import clip_loader, evaluate
-from exposeanyone.evaluation.manifest import read_manifest
+
 from exposeanyone.core.metrics import roc_auc
+from exposeanyone.evaluation.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader, evaluate
+from exposeanyone.media.corruptions import CORRUPTIONS
 
 DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]
 

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
-
 from common import peak_rss_mb, print_table, require_avdata, write_result
-from exposeanyone.media.extract import extract_clip
+
 from exposeanyone.evaluation.manifest import read_manifest
+from exposeanyone.media.extract import extract_clip
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 
 REFERENCE_SECONDS = 60.0

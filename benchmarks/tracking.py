@@ -11,10 +11,10 @@ import argparse
 import time
 
 import numpy as np
-
 from common import peak_rss_mb, print_table, require_avdata, write_result
-from exposeanyone.media.extract import extract_clip
+
 from exposeanyone.evaluation.manifest import read_manifest
+from exposeanyone.media.extract import extract_clip
 
 DETECTION_TARGET = 0.95
 SPEED_TARGET_FPS = 60.0

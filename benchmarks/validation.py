@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
 from common import print_table, require_avdata, write_result
-from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.evaluation.protocol import clip_loader
-from exposeanyone.evaluation.manifest import read_manifest
+
 from exposeanyone.core.metrics import roc_auc
+from exposeanyone.evaluation.manifest import read_manifest
+from exposeanyone.evaluation.protocol import clip_loader
+from exposeanyone.media.clip import ClipFeatures
 
 PIECE_FRAMES = 125
 MIN_LAST_PIECE = 75
@@ -63,9 +63,9 @@ def dubbed(pieces: list[Piece]) -> list[ClipFeatures]:
 # ------------------------------------------------------------------------------------------ FAU
 def fau_raw(detector, clip: ClipFeatures) -> dict[int, np.ndarray]:
     """Per audio move (frames), the joint fake logits ``(windows,)`` of the usable 1-s windows."""
-    from exposeanyone.detectors.windows import window_starts
     from exposeanyone.detectors.fau.detector import AudioMoves
     from exposeanyone.detectors.fau.streams import clip_streams
+    from exposeanyone.detectors.windows import window_starts
 
     streams = clip_streams(clip)
     starts = window_starts(clip.num_frames, detector.window_length, detector.stride)
@@ -115,8 +115,8 @@ def exam_raw(detector, clip: ClipFeatures, tokens: torch.Tensor) -> dict:
     """Per-channel errors for each timestep of ``EXAM_TIMESTEPS``, with the detector's noise draws:
     ``{("person"|"null", move): (timesteps, windows, 58)}``; the null tokens only with the own audio."""
     from exposeanyone.detectors.audio_reference import shifted_audio
-    from exposeanyone.detectors.exam.diffusion import reconstruction_errors
     from exposeanyone.detectors.exam.data import clip_arrays, sliding_windows
+    from exposeanyone.detectors.exam.diffusion import reconstruction_errors
 
     usable = _usable_of(detector, clip)
     out = {}

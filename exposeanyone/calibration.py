@@ -10,10 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .media.clip import ClipFeatures
-from .detectors.base import Calibration, Detector
-from .core.progress import ProgressFn, no_progress
 from .core.metrics import threshold_at_false_alarm_rate
+from .core.progress import ProgressFn, no_progress
+from .detectors.base import Calibration, Detector
+from .media.clip import ClipFeatures
 
 FALSE_ALARM_RATE = 0.05
 """Share of genuine reference windows that the threshold flags (the verdict's stated false-alarm rate)."""

@@ -13,17 +13,17 @@ from typing import Sequence
 
 import numpy as np
 
-from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
 from .calibration import calibrate, cross_validated_scores, verdict
-from .detectors.base import Calibration
-from .media.clip import ClipFeatures
+from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
 from .core.config import Limits
-from .detectors.base import Detector, PersonModel
-from .core.progress import ProgressFn, no_progress
 from .core.errors import InputError, LimitError, ProfileError
+from .core.jsonable import json_floats
+from .core.progress import ProgressFn, no_progress
+from .detectors.base import Calibration, Detector, PersonModel
+from .media.clip import ClipFeatures
 from .media.extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name
-from .report import ScoreReport, _finite_or_none, trajectories_by_channel
+from .report import ScoreReport, trajectories_by_channel
 
 DETECTORS = ("exam", "fau", "combined", "sync", "ridge")
 MIN_REFERENCE_USABLE_S = 4.0
@@ -205,8 +205,8 @@ def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name
     return ScoreReport(
         detector=detector_name, score=float(output.score), threshold=float(calibration.threshold), verdict=label,
         reason=reason, fps=clip.fps, window_starts=[int(s) for s in output.window_starts],
-        window_length=int(output.window_length), window_scores=_finite_or_none(output.window_scores),
-        frame_scores=_finite_or_none(output.frame_scores), face_detected_ratio=round(clip.track.face_detected_ratio, 4),
+        window_length=int(output.window_length), window_scores=json_floats(output.window_scores, digits=5),
+        frame_scores=json_floats(output.frame_scores, digits=5), face_detected_ratio=round(clip.track.face_detected_ratio, 4),
         speech_ratio=round(clip.audio.speech_ratio, 4), usable_seconds=round(usable, 2),
         duration_s=round(clip.duration_s, 3),
         clip={"name": clip.name, "sha256": clip.content_hash, "corruption": clip.corruption,

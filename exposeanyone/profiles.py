@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from .detectors.base import PersonModel
 from .core.errors import ProfileError
 from .core.storage import exclusive_lock, recover_directory, replace_directory
+from .detectors.base import PersonModel
 
 CARD_NAME = "profile.json"
 PROFILE_FORMAT_VERSION = 1

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .core.jsonable import json_floats
 from .media.track import EXPRESSION_NAMES
 
 EXPLANATIONS = {
@@ -42,10 +43,6 @@ SCORE_COMPONENTS = {
 LIMITS_NOTE = ("A score is evidence, not proof: it compares this clip with the reference footage of the enrolled "
                "person only, needs audible speech and a visible face, and can be thrown off by a very different "
                "recording set-up (camera, language, emotion) than the reference.")
-
-
-def _finite_or_none(values) -> list[float | None]:
-    return [None if not math.isfinite(float(v)) else round(float(v), 5) for v in np.asarray(values).reshape(-1)]
 
 
 @dataclass
@@ -135,5 +132,5 @@ def trajectories_by_channel(curves: dict[str, np.ndarray]) -> dict[str, dict[str
     result = {}
     for kind, array in curves.items():
         array = np.asarray(array)
-        result[kind] = {name: _finite_or_none(array[:, i]) for i, name in enumerate(EXPRESSION_NAMES[: array.shape[1]])}
+        result[kind] = {name: json_floats(array[:, i], digits=5) for i, name in enumerate(EXPRESSION_NAMES[: array.shape[1]])}
     return result

@@ -88,8 +88,8 @@ def app_environment(root: Path, shipped_models: bool = False):
 @contextmanager
 def running_app(root: Path, examples: bool = False):
     """Yield ``(demo, url, store)`` for the app served in this process on a free port."""
-    from exposeanyone.ui import actions as ui
     from exposeanyone.profiles import ProfileStore
+    from exposeanyone.ui import actions as ui
 
     app = load_app_module()
     store = ProfileStore(root / "profiles")

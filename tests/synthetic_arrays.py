@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from exposeanyone.core.config import FPS, SAMPLE_RATE
 from exposeanyone.media.audio_features import audio_features
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.core.config import FPS, SAMPLE_RATE
 from exposeanyone.media.track import Track
 
 

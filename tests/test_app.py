@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from app_testing import app_environment, running_app
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -203,8 +202,8 @@ def test_annotated_copy_has_the_strip_the_cursor_and_the_sound(clips, tmp_path):
     import av
     import numpy as np
 
-    from exposeanyone.ui.annotate import VERDICT_COLOURS, annotate_video
     from exposeanyone.profiles import ProfileStore
+    from exposeanyone.ui.annotate import VERDICT_COLOURS, annotate_video
 
     with app_environment(tmp_path):
         report = ui.check(clips["check"], None, ProfileStore(tmp_path / "profiles"), "sync")

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from app_testing import ROOT, app_environment, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

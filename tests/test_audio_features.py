@@ -1,7 +1,7 @@
 import numpy as np
 
-from exposeanyone.media.audio_features import HOP_LENGTH, audio_features, log_mel, speech_activity
 from exposeanyone.core.config import FPS, SAMPLE_RATE
+from exposeanyone.media.audio_features import HOP_LENGTH, audio_features, log_mel, speech_activity
 
 
 def tone(seconds, freq=440.0, amplitude=0.3):

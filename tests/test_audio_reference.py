@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-
-from exposeanyone.detectors.audio_reference import MIN_SHIFT_FRAMES, REFERENCE_SHIFTS, reference_shifts, shifted_audio
-from exposeanyone.core.config import MEL_PER_FRAME
-
 from synthetic_arrays import make_clip
+
+from exposeanyone.core.config import MEL_PER_FRAME
+from exposeanyone.detectors.audio_reference import MIN_SHIFT_FRAMES, REFERENCE_SHIFTS, reference_shifts, shifted_audio
 
 
 def test_shifts_wrap_within_the_clip_and_skip_near_sync_moves():

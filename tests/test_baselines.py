@@ -3,12 +3,19 @@ import json
 import numpy as np
 import pytest
 
+from exposeanyone.core.errors import InputError, ProfileError
+from exposeanyone.detectors.base import PersonModel
+from exposeanyone.detectors.baselines import (
+    MOUTH_OPENING_CHANNEL,
+    N_AUDIO_FEATURES,
+    WINDOW_LENGTH,
+    RidgeRatioBaseline,
+    SyncBaseline,
+    fit_ridge_cv,
+    stacked_log_mel,
+)
 from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.detectors.base import PersonModel
-from exposeanyone.detectors.baselines import (MOUTH_OPENING_CHANNEL, N_AUDIO_FEATURES, WINDOW_LENGTH,
-                                              RidgeRatioBaseline, SyncBaseline, fit_ridge_cv, stacked_log_mel)
-from exposeanyone.core.errors import InputError, ProfileError
 from exposeanyone.media.track import Track
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from exposeanyone.core.errors import InputError, MediaError
 from exposeanyone.media.corruptions import (
     CORRUPTIONS,
     LEVELS,
@@ -25,7 +26,6 @@ from exposeanyone.media.corruptions import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
-from exposeanyone.core.errors import InputError, MediaError
 
 FRAME_CORRUPTIONS = [name for name, c in CORRUPTIONS.items() if c.stage == "frame"]
 RANDOM_CORRUPTIONS = ["block", "noise"]

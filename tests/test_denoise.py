@@ -2,7 +2,15 @@ import cv2
 import numpy as np
 import pytest
 
-from exposeanyone.media.denoise import MAX_BLUR, MIN_BLUR, NOISE_GATE, PROBE_FRAMES, blur_for, denoise_frames, noise_level
+from exposeanyone.media.denoise import (
+    MAX_BLUR,
+    MIN_BLUR,
+    NOISE_GATE,
+    PROBE_FRAMES,
+    blur_for,
+    denoise_frames,
+    noise_level,
+)
 
 
 def shaded_face_like_frame(height: int = 192, width: int = 256) -> np.ndarray:

@@ -1,11 +1,11 @@
 """The evaluation protocol and the combined detector, end to end on generated clips and tiny models."""
 import numpy as np
 import pytest
-
 from app_testing import app_environment
+
+from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.evaluation.protocol import audio_swapped, evaluate, shares_speech
 from exposeanyone.media.extract import extract_clip
-from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 
 

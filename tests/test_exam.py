@@ -8,20 +8,31 @@ import numpy as np
 import pytest
 import torch
 
+from exposeanyone.core.errors import InputError, ProfileError
+from exposeanyone.detectors.base import PersonModel
+from exposeanyone.detectors.exam.data import (
+    amplify_motion,
+    clip_arrays,
+    random_window,
+    sampling_weights,
+    sliding_windows,
+    warp_frequencies,
+)
+from exposeanyone.detectors.exam.detector import ExamDetector
+from exposeanyone.detectors.exam.diffusion import (
+    predicted_x0,
+    reconstruction_errors,
+    sample,
+    schedulers_for,
+    training_scheduler,
+)
+from exposeanyone.detectors.exam.model import ExamDenoiser
+from exposeanyone.detectors.exam.personalize import personalize
+from exposeanyone.detectors.exam.pretrain import pretrain_exam
+from exposeanyone.detectors.windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.detectors.base import PersonModel
-from exposeanyone.detectors.exam.detector import ExamDetector
-from exposeanyone.detectors.exam.diffusion import (predicted_x0, reconstruction_errors, sample, schedulers_for,
-                                    training_scheduler)
-from exposeanyone.core.errors import InputError, ProfileError
-from exposeanyone.detectors.exam.pretrain import pretrain_exam
-from exposeanyone.detectors.exam.data import amplify_motion, sampling_weights, warp_frequencies
-from exposeanyone.detectors.exam.personalize import personalize
-from exposeanyone.detectors.exam.model import ExamDenoiser
 from exposeanyone.media.track import Track
-from exposeanyone.detectors.exam.data import clip_arrays, random_window, sliding_windows
-from exposeanyone.detectors.windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 
 WINDOW = 40
 TINY = dict(width=32, layers=2, heads=2, ff_mult=2, n_adapter_tokens=2, window=WINDOW, dropout=0.0)

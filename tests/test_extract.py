@@ -3,8 +3,8 @@ import pytest
 
 from exposeanyone.core.config import Limits
 from exposeanyone.core.errors import InputError, LimitError, MediaError, NoFaceError
-from exposeanyone.media.extract import extract_clip
 from exposeanyone.media.decode import probe
+from exposeanyone.media.extract import extract_clip
 
 
 @pytest.fixture(autouse=True)

@@ -9,19 +9,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from exposeanyone.detectors.fau.action_units import AU_NAMES, blendshapes_to_action_units
-from exposeanyone.media.audio_features import AudioFeatures
-from exposeanyone.detectors.audio_reference import shifted_audio
-from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.detectors.fau.detector import FauDetector
 from exposeanyone.core.errors import InputError
-from exposeanyone.detectors.fau.datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
-from exposeanyone.detectors.fau.training import train_fau
 from exposeanyone.core.metrics import roc_auc
+from exposeanyone.detectors.audio_reference import shifted_audio
+from exposeanyone.detectors.fau.action_units import AU_NAMES, blendshapes_to_action_units
+from exposeanyone.detectors.fau.datasets import SupervisedSampler, read_fakeavceleb, read_lavdf
+from exposeanyone.detectors.fau.detector import FauDetector
 from exposeanyone.detectors.fau.model import FauForensicsModel, fau_loss
-from exposeanyone.detectors.fau.pseudo_fakes import KIND_LABELS, KINDS, PseudoFakeSampler
-from exposeanyone.detectors.fau.pseudo_fakes import LabelledWindows
+from exposeanyone.detectors.fau.pseudo_fakes import KIND_LABELS, KINDS, LabelledWindows, PseudoFakeSampler
 from exposeanyone.detectors.fau.streams import clip_streams
+from exposeanyone.detectors.fau.training import train_fau
+from exposeanyone.media.audio_features import AudioFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.media.track import BLENDSHAPE_NAMES, Track
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fau"
@@ -306,8 +305,8 @@ def test_split_encoders_give_the_forward_pass(trained):
 
 
 def test_score_takes_own_and_moved_audio_each_at_their_best_alignment(trained):
-    from exposeanyone.detectors.windows import window_starts
     from exposeanyone.detectors.fau.streams import clip_streams
+    from exposeanyone.detectors.windows import window_starts
 
     result, _ = trained
     clip = talking_clip(103, frames=200)

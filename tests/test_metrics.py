@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from exposeanyone.core.metrics import (auc_confidence_interval, auc_summary, false_alarm_rate, roc_auc, roc_curve,
-                                  threshold_at_false_alarm_rate)
+from exposeanyone.core.metrics import (
+    auc_confidence_interval,
+    auc_summary,
+    false_alarm_rate,
+    roc_auc,
+    roc_curve,
+    threshold_at_false_alarm_rate,
+)
 
 
 def test_auc_perfect_reversed_and_chance():

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from exposeanyone.ui import actions as ui, plots
-from exposeanyone.report import ScoreReport
 from exposeanyone.media.track import EXPRESSION_NAMES
+from exposeanyone.report import ScoreReport
+from exposeanyone.ui import actions as ui
+from exposeanyone.ui import plots
 
 FPS = 25
 

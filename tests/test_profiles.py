@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from exposeanyone.detectors.base import PersonModel
 from exposeanyone.core.errors import ProfileError
+from exposeanyone.detectors.base import PersonModel
 from exposeanyone.profiles import Profile, ProfileStore, validate_name
 
 

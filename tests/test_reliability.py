@@ -16,24 +16,23 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from app_testing import ROOT, app_environment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
-
-from app_testing import ROOT, app_environment
 from synthetic_arrays import make_clip, make_track
 
-from exposeanyone.ui import actions as ui
-from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.cli.main import main
-from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.core.config import Limits
-from exposeanyone.detectors.base import PersonModel
 from exposeanyone.core.errors import InputError, LimitError, ProfileError
-from exposeanyone.media.extract import extract_clip
+from exposeanyone.detectors.base import PersonModel
+from exposeanyone.media.audio_features import AudioFeatures
+from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.media.decode import iter_frames, probe
+from exposeanyone.media.extract import extract_clip
 from exposeanyone.pipeline import enroll_clips, score_clip
 from exposeanyone.profiles import MAX_NAME_BYTES, Profile, ProfileStore, validate_name
+from exposeanyone.ui import actions as ui
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
+from exposeanyone.core.config import SAMPLE_RATE
 from exposeanyone.demo import synthetic
 from exposeanyone.media.audio_features import frame_energy_db
-from exposeanyone.core.config import SAMPLE_RATE
 
 JAW_OPEN = 25  # index of jawOpen among MediaPipe's 52 blendshapes
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from synthetic_arrays import make_track
 
 from exposeanyone.core.errors import InputError
 from exposeanyone.media.track import EXPRESSION_NAMES, Track
 from exposeanyone.media.tracking import interpolate_gaps, pose_from_matrix, short_gaps
-from synthetic_arrays import make_track
 
 
 def test_save_load_round_trip(tmp_path):

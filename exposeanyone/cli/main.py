@@ -183,8 +183,8 @@ def run_enroll(args) -> int:
 
 
 def run_score(args) -> int:
-    from ..pipeline import score_file
     from ..core.storage import atomic_write_text
+    from ..pipeline import score_file
 
     out = _check_output(args.json)
     report = score_file(args.video, args.profile, _store(args), args.detector, args.corrupt,

@@ -80,9 +80,9 @@ def _manifest_path(value: str | None) -> Path:
 
 def training_clips(args, progress=None):
     """Genuine training clips and their identities: a manifest's ``pretrain`` rows, or a folder tree."""
-    from .main import videos_in
-    from ..media.extract import extract_clip
     from ..evaluation.manifest import read_manifest
+    from ..media.extract import extract_clip
+    from .main import videos_in
 
     if getattr(args, "folder", None):
         folder = Path(args.folder)
@@ -143,8 +143,8 @@ def run_train_fau(args) -> int:
 
 
 def _supervised_fau_clips(args) -> list:
-    from ..media.extract import extract_clip
     from ..detectors.fau.datasets import read_fakeavceleb, read_lavdf
+    from ..media.extract import extract_clip
 
     labelled = []
     if args.fakeavceleb:
@@ -164,11 +164,11 @@ def run_fit_ridge(args) -> int:
 
 
 def run_eval(args) -> int:
-    from .main import _check_output
-    from ..media.corruptions import parse_corruption_spec
-    from ..evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
-    from ..evaluation.manifest import read_manifest
     from ..core.storage import atomic_write_text
+    from ..evaluation.manifest import read_manifest
+    from ..evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
+    from ..media.corruptions import parse_corruption_spec
+    from .main import _check_output
 
     out = _check_output(args.json)
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]

@@ -16,16 +16,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..media.audio_features import AudioFeatures
-from ..media.clip import ClipFeatures
 from ..core.config import MEL_PER_FRAME, N_MELS
 from ..core.errors import InputError, ProfileError
-from ..core.storage import atomic_write_bytes
-from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
-from .windows import SCORING_STRIDE, WINDOW_FRAMES, window_usable
-from .base import DetectorOutput, PersonModel
+from ..core.jsonable import json_floats
 from ..core.progress import ProgressFn, no_progress
-from .windows import clip_score, frame_scores_from_windows, window_starts
+from ..core.storage import atomic_write_bytes
+from ..media.audio_features import AudioFeatures
+from ..media.clip import ClipFeatures
+from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
+from .base import DetectorOutput, PersonModel
+from .windows import SCORING_STRIDE, WINDOW_FRAMES, clip_score, frame_scores_from_windows, window_starts, window_usable
 
 WINDOW_LENGTH = WINDOW_FRAMES
 """Frames per scored window (4 s at 25 fps), as in EXAM."""
@@ -43,10 +43,6 @@ def usable_window_mask(clip: ClipFeatures, starts: np.ndarray, length: int = WIN
     speech = np.pad(np.asarray(clip.audio.speech, bool), (0, pad))
     index = np.asarray(starts, int)[:, None] + np.arange(length)
     return window_usable(face[index], speech[index])
-
-
-def _json_floats(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
 
 def _windowed_output(detector: str, clip: ClipFeatures, starts: np.ndarray, scores: np.ndarray,
@@ -141,7 +137,7 @@ class SyncBaseline:
         extras = {
             "lags": self.lags.tolist(),
             "best_lag": [int(v) if np.isfinite(v) else None for v in best_lag],
-            "best_correlation": _json_floats(best_correlation),
+            "best_correlation": json_floats(best_correlation),
             "median_best_lag": float(np.median(finite_lags)) if len(finite_lags) else None,
             "mouth_signal": BLENDSHAPE_NAMES[MOUTH_OPENING_CHANNEL],
         }
@@ -385,8 +381,8 @@ class RidgeRatioBaseline:
         trajectories = {"observed": observed_track,
                         "generated": _pad_to_expressions(personal_prediction),
                         "generic": _pad_to_expressions(generic_prediction)}
-        extras = {"personal_error": _json_floats(window_personal),
-                  "generic_error": _json_floats(window_generic),
+        extras = {"personal_error": json_floats(window_personal),
+                  "generic_error": json_floats(window_generic),
                   "personal_alpha": float(person.info.get("alpha", float("nan"))),
                   "generic_alpha": generic.alpha}
         return _windowed_output(self.name, clip, starts, ratios, trajectories, extras)

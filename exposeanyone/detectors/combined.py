@@ -13,10 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..media.clip import ClipFeatures
 from ..core.errors import ProfileError
-from .base import Detector, DetectorOutput, PersonModel
+from ..core.jsonable import json_floats
 from ..core.progress import ProgressFn, no_progress
+from ..media.clip import ClipFeatures
+from .base import Detector, DetectorOutput, PersonModel
 from .windows import clip_score, frame_scores_from_windows
 
 MIN_SPREAD = 1e-3
@@ -60,8 +61,8 @@ class CombinedDetector:
             frame_scores=frame_scores_from_windows(clip.num_frames, exam_output.window_starts,
                                                    exam_output.window_length, fused),
             trajectories=exam_output.trajectories,
-            extras={"exam_window_scores": _floats(exam_output.window_scores),
-                    "fau_window_scores": _floats(fau_windows)},
+            extras={"exam_window_scores": json_floats(exam_output.window_scores),
+                    "fau_window_scores": json_floats(fau_windows)},
             warnings=exam_output.warnings + fau_output.warnings)
 
     def _window_scores(self, clip: ClipFeatures, person: PersonModel) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +92,3 @@ def _mean(values: list[float]) -> float:
 
 def _spread(values: list[float]) -> float:
     return max(float(np.std(values)), MIN_SPREAD) if len(values) > 1 else 1.0
-
-
-def _floats(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in values]

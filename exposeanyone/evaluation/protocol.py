@@ -26,10 +26,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..calibration import FALSE_ALARM_RATE
-from ..media.clip import ClipFeatures
-from ..core.progress import ProgressFn, no_progress
-from .manifest import ManifestRow
 from ..core.metrics import roc_auc
+from ..core.progress import ProgressFn, no_progress
+from ..media.clip import ClipFeatures
+from .manifest import ManifestRow
 
 NEGATIVE_KINDS = ("identity-swap", "audio-swap")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..core.assets import FACE_LANDMARKER_SHA256, file_sha256
+from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
+from ..core.errors import NoFaceError
+from ..core.progress import ProgressFn, no_progress
+from ..core.storage import atomic_write_bytes
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
-from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
-from .denoise import denoise_frames
-from ..core.progress import ProgressFn, no_progress
-from ..core.errors import NoFaceError
 from .decode import MediaInfo, iter_frames, probe, read_audio
-from ..core.storage import atomic_write_bytes
+from .denoise import denoise_frames
 from .track import Track
 
 EXTRACTOR_VERSION = 2

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
-from ..detectors.base import MIN_GENUINE_WINDOWS
 from ..core.config import Limits, avdata_dir, cache_dir
-from ..media.corruptions import CORRUPTIONS, parse_corruption_spec
-from ..core.progress import ProgressFn, no_progress
 from ..core.errors import InputError
+from ..core.jsonable import is_finite, json_float
+from ..core.progress import ProgressFn, no_progress
+from ..detectors.base import MIN_GENUINE_WINDOWS
+from ..media.corruptions import CORRUPTIONS, parse_corruption_spec
+from ..media.track import EXPRESSION_NAMES
 from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
 from ..report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
-from ..media.track import EXPRESSION_NAMES
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
@@ -239,8 +240,8 @@ def enrollment_summary(profile: Profile) -> dict:
     for detector, entry in card.get("detectors", {}).items():
         calibration = entry.get("calibration", {})
         genuine = calibration.get("genuine_scores", [])
-        detectors[detector] = {"threshold": _number(calibration.get("threshold")),
-                               "false_alarm_rate": _number(calibration.get("false_alarm_rate")),
+        detectors[detector] = {"threshold": json_float(calibration.get("threshold")),
+                               "false_alarm_rate": json_float(calibration.get("false_alarm_rate")),
                                "genuine_windows": len(genuine), "reliable": len(genuine) >= MIN_GENUINE_WINDOWS,
                                "enroll_seconds": entry.get("enroll_seconds")}
     usable = float(card.get("usable_reference_seconds", 0.0))
@@ -324,7 +325,7 @@ def check(video: str | Path | None, profile_name: str | None, store: ProfileStor
 
 def suspicious_segments(report: ScoreReport, min_seconds: float = 0.2) -> list[tuple[float, float]]:
     """``(start_s, end_s)`` stretches whose per-frame score is above the threshold, at least ``min_seconds``."""
-    if not _finite(report.threshold):
+    if not is_finite(report.threshold):
         return []
     segments, start = [], None
     scores = list(report.frame_scores) + [None]
@@ -342,10 +343,10 @@ def suspicious_segments(report: ScoreReport, min_seconds: float = 0.2) -> list[t
 def report_summary(report: ScoreReport) -> dict:
     """The headline numbers of a report (JSON-ready), as the API returns them."""
     scored = sum(v is not None for v in report.window_scores)
-    return {"verdict": report.verdict, "reason": report.reason, "score": _number(report.score),
-            "threshold": _number(report.threshold), "detector": report.detector, "profile": report.profile,
-            "score_percentile": _number(report.calibration.get("score_percentile")),
-            "false_alarm_rate": _number(report.calibration.get("false_alarm_rate")),
+    return {"verdict": report.verdict, "reason": report.reason, "score": json_float(report.score),
+            "threshold": json_float(report.threshold), "detector": report.detector, "profile": report.profile,
+            "score_percentile": json_float(report.calibration.get("score_percentile")),
+            "false_alarm_rate": json_float(report.calibration.get("false_alarm_rate")),
             "genuine_windows": len(report.calibration.get("genuine_scores", [])),
             "windows_scored": scored, "windows_total": len(report.window_scores),
             "usable_seconds": report.usable_seconds, "duration_s": report.duration_s,
@@ -482,13 +483,5 @@ def avdata_examples(max_checks: int = 3) -> Examples | None:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(float(value))
-
-
-def _number(value) -> float | None:
-    return float(value) if _finite(value) else None
-
-
 def _text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"

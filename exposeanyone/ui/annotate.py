@@ -18,8 +18,8 @@ import imageio_ffmpeg
 import numpy as np
 
 from ..core.config import FPS
-from ..core.progress import ProgressFn, no_progress
 from ..core.errors import MediaError
+from ..core.progress import ProgressFn, no_progress
 from ..media.decode import iter_frames, probe
 from ..report import ScoreReport
 

@@ -5,12 +5,12 @@ with the annotated video. Anything derived (suspicious segments, the channels to
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..core.jsonable import is_finite
 from ..report import ScoreReport
 
 FONT_FAMILY = "DejaVu Sans, Liberation Sans, sans-serif"
@@ -24,10 +24,6 @@ SPEECH_COLOUR = "rgba(44, 160, 44, 0.18)"
 SUSPICIOUS_COLOUR = "rgba(214, 39, 40, 0.15)"
 WAVEFORM_COLOUR = "#7f7f7f"
 ROW_HEIGHT_PX = 150
-
-
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(float(value))
 
 
 def _layout(figure: go.Figure, title: str, height: int, subplot_titles: bool = False) -> go.Figure:
@@ -59,19 +55,19 @@ def message_figure(message: str, title: str = "") -> go.Figure:
 
 def genuine_distribution_figure(report: ScoreReport) -> go.Figure:
     """Histogram of the person's held-out genuine scores, with their threshold and this clip's score."""
-    genuine = [v for v in report.calibration.get("genuine_scores", []) if _finite(v)]
+    genuine = [v for v in report.calibration.get("genuine_scores", []) if is_finite(v)]
     title = "This clip's score among the person's genuine scores"
-    if not genuine and not _finite(report.threshold):
+    if not genuine and not is_finite(report.threshold):
         return message_figure(f"The '{report.detector}' detector has no genuine-score distribution "
                               "(it was not calibrated on an enrolled person).", title)
     figure = go.Figure()
     if genuine:
         figure.add_trace(go.Histogram(x=genuine, name="genuine reference windows (held out)",
                                       marker_color=GENUINE_COLOUR, opacity=0.7, nbinsx=min(40, max(8, len(genuine)))))
-    if _finite(report.threshold):
+    if is_finite(report.threshold):
         figure.add_vline(x=report.threshold, line={"color": THRESHOLD_COLOUR, "dash": "dash", "width": 2},
                          annotation_text=f"threshold {report.threshold:.3f}", annotation_position="bottom left")
-    if _finite(report.score):
+    if is_finite(report.score):
         figure.add_vline(x=report.score, line={"color": SCORE_COLOUR, "width": 3},
                          annotation_text=f"this clip {report.score:.3f}", annotation_position="top right")
     figure.update_xaxes(title_text="score (higher = more likely fake)")
@@ -87,7 +83,7 @@ def frame_score_figure(report: ScoreReport, suspicious: Sequence[tuple[float, fl
         suspicious: ``(start_s, end_s)`` stretches to shade (e.g. where frames score above the threshold).
     """
     title = "Score over time (above the red line = unlike the person's genuine footage)"
-    if not any(_finite(v) for v in report.frame_scores):
+    if not any(is_finite(v) for v in report.frame_scores):
         return message_figure("No part of this clip had enough visible face and speech to be scored.", title)
     figure = go.Figure()
     for start_s, end_s in suspicious:
@@ -100,7 +96,7 @@ def frame_score_figure(report: ScoreReport, suspicious: Sequence[tuple[float, fl
     centres = [(start + report.window_length / 2) / report.fps for start in report.window_starts]
     figure.add_trace(go.Scatter(x=centres, y=report.window_scores, mode="markers", name="window score (4 s)",
                                 marker={"color": SCORE_COLOUR, "size": 7, "symbol": "circle-open"}))
-    if _finite(report.threshold):
+    if is_finite(report.threshold):
         figure.add_hline(y=report.threshold, line={"color": THRESHOLD_COLOUR, "dash": "dash", "width": 2},
                          annotation_text="person's threshold", annotation_position="top left")
     figure.update_xaxes(title_text="time (s)", range=[0, report.duration_s])
@@ -168,7 +164,7 @@ def av_consistency_figure(report: ScoreReport) -> go.Figure:
     figure.add_trace(go.Scatter(x=_times(len(report.frame_scores), report.fps), y=report.frame_scores,
                                 mode="lines", name="score", line={"color": SCORE_COLOUR, "width": 2}),
                      row=2, col=1)
-    if _finite(report.threshold):
+    if is_finite(report.threshold):
         figure.add_hline(y=report.threshold, line={"color": THRESHOLD_COLOUR, "dash": "dash"}, row=2, col=1)
     figure.update_yaxes(range=[0, 1.02], row=1, col=1)
     figure.update_yaxes(title_text="logit difference", row=2, col=1)

@@ -203,8 +203,8 @@ class ContainerTarget(Target):
             lambda which: st.tuples(st.just(which), mutated_bytes(self.seeds[which])))
 
     def check(self, example) -> None:
-        from exposeanyone.media.extract import extract_clip
         from exposeanyone.media.decode import probe
+        from exposeanyone.media.extract import extract_clip
 
         which, data = example
         path = self.workdir / ("input.mp4" if which == 0 else "input.mkv")

@@ -19,9 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent.parent)]
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-
 from fuzz_targets import TARGETS, Target  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
 BATCH_EXAMPLES = {"container": 10, "track": 100, "profile": 100, "archive": 100}
 """Examples per hypothesis run: small enough that the time budget is kept to within one batch."""

@@ -5,9 +5,8 @@ Derandomized, so a run is repeatable; the long runner draws fresh examples.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-
 from fuzz_targets import TARGETS
+from hypothesis import HealthCheck, given, settings
 
 
 @pytest.mark.parametrize("name, examples", [("container", 30), ("track", 200), ("profile", 200), ("archive", 200)])

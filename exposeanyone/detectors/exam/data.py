@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ...core.config import MEL_PER_FRAME
 from ...media.audio_features import LOG_FLOOR
 from ...media.clip import ClipFeatures
-from ...core.config import MEL_PER_FRAME
 from ..windows import MIN_FACE_RATIO, SCORING_STRIDE, WINDOW_FRAMES, window_starts, window_usable
 
 SILENT_LOG_MEL = float(np.log(LOG_FLOOR))

@@ -29,19 +29,19 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..audio_reference import reference_shifts, shifted_audio
-from ...media.clip import ClipFeatures
 from ...core.config import torch_device
-from .diffusion import reconstruction_errors, sample, schedulers_for
 from ...core.errors import InputError, ProfileError
-from .personalize import PERSONALIZE_LR, personalize
-from .model import ExamDenoiser
-from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
-from .data import ClipArrays, WindowBatch, clip_arrays, sliding_windows
-from ..windows import SCORING_STRIDE, WINDOW_FRAMES
-from ..base import DetectorOutput, PersonModel
+from ...core.jsonable import json_floats
 from ...core.progress import ProgressFn, no_progress
-from ..windows import clip_score, frame_scores_from_windows, window_starts
+from ...media.clip import ClipFeatures
+from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
+from ..audio_reference import reference_shifts, shifted_audio
+from ..base import DetectorOutput, PersonModel
+from ..windows import SCORING_STRIDE, WINDOW_FRAMES, clip_score, frame_scores_from_windows, window_starts
+from .data import ClipArrays, WindowBatch, clip_arrays, sliding_windows
+from .diffusion import reconstruction_errors, sample, schedulers_for
+from .model import ExamDenoiser
+from .personalize import PERSONALIZE_LR, personalize
 
 TIMING_TIMESTEPS = (600, 700, 800, 900)
 """Noise levels of the timing ratio. At low noise the noisy window still shows what the face did and
@@ -198,9 +198,9 @@ class ExamDetector:
             frame_scores=frame_scores_from_windows(clip.num_frames, windows.starts, self.window, window_scores),
             trajectories=trajectories,
             extras={
-                "identity_ratio": _json_floats(identity_ratio),
-                "timing_ratio": _json_floats(timing_ratio),
-                **{key: _json_floats(values) for key, values in errors.items()},
+                "identity_ratio": json_floats(identity_ratio),
+                "timing_ratio": json_floats(timing_ratio),
+                **{key: json_floats(values) for key, values in errors.items()},
                 "audio_shifts": shifts,
                 "identity_timesteps": self.identity_timesteps.tolist(),
                 "timing_timesteps": self.timing_timesteps.tolist(),
@@ -270,7 +270,3 @@ def backbone_fingerprint(model: ExamDenoiser) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _json_floats(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in values]

@@ -23,16 +23,27 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ...media.clip import ClipFeatures
 from ...core.config import MEL_PER_FRAME
-from ...core.progress import ProgressFn, no_progress
-from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler
 from ...core.errors import NoFaceError
-from .model import ExamDenoiser
+from ...core.progress import ProgressFn, no_progress
 from ...core.storage import atomic_write_text, replace_directory
-from .data import (PRETRAIN_AUGMENTATION, Augmentation, ClipArrays, WindowBatch, amplify_motion, clip_arrays,
-                   concatenate, draw_windows, sampling_weights, sliding_windows, window_tensors)
+from ...media.clip import ClipFeatures
 from ..windows import MIN_FACE_RATIO, WINDOW_FRAMES
+from .data import (
+    PRETRAIN_AUGMENTATION,
+    Augmentation,
+    ClipArrays,
+    WindowBatch,
+    amplify_motion,
+    clip_arrays,
+    concatenate,
+    draw_windows,
+    sampling_weights,
+    sliding_windows,
+    window_tensors,
+)
+from .diffusion import NUM_TRAIN_TIMESTEPS, reconstruction_errors, training_loss, training_scheduler
+from .model import ExamDenoiser
 
 logger = logging.getLogger(__name__)
 

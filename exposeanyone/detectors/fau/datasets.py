@@ -25,8 +25,8 @@ import numpy as np
 
 from ...core.config import FPS
 from ...core.errors import InputError
-from .streams import ClipStreams, FAU_WINDOW_FRAMES
 from .pseudo_fakes import LabelledWindows
+from .streams import FAU_WINDOW_FRAMES, ClipStreams
 
 FAKEAVCELEB_TYPES = {
     "RealVideo-RealAudio": (0, 0),

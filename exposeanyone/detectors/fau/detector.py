@@ -35,18 +35,17 @@ import numpy as np
 import torch
 
 from ...core.assets import fau_model_dir
-from ..base import Calibration
-from ...media.clip import ClipFeatures
 from ...core.config import MEL_PER_FRAME, torch_device
 from ...core.errors import InputError
-from .model import FauForensicsModel
-from ..audio_reference import reference_shifts, shifted_audio
-from .av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
-from .streams import ClipStreams, clip_streams
-from ..windows import window_usable
-from ..base import DetectorOutput, PersonModel
+from ...core.jsonable import json_floats
 from ...core.progress import ProgressFn, no_progress
-from ..windows import clip_score, frame_scores_from_windows, window_starts
+from ...media.clip import ClipFeatures
+from ..audio_reference import reference_shifts, shifted_audio
+from ..base import Calibration, DetectorOutput, PersonModel
+from ..windows import clip_score, frame_scores_from_windows, window_starts, window_usable
+from .av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
+from .model import FauForensicsModel
+from .streams import ClipStreams, clip_streams
 
 DEFAULT_STRIDE = 5
 OFFSET_STRIDE = 10
@@ -146,9 +145,9 @@ class FauDetector:
             diagonals[chosen] = np.diagonal(outputs["av"], axis1=1, axis2=2)
         maps = {int(i): matrix for i, matrix in zip(chosen, outputs["av"])}
         extras = {"stride": self.stride, "audio_shifts": shifts, "alignment_tolerance": self.alignment_tolerance,
-                  "fake_probability": _json_floats(probability),
-                  "av_consistency": _json_floats(_frame_means(clip.num_frames, starts, diagonals)),
-                  "audio_scores": _json_floats(audio_scores), "visual_scores": _json_floats(visual_scores)}
+                  "fake_probability": json_floats(probability),
+                  "av_consistency": json_floats(_frame_means(clip.num_frames, starts, diagonals)),
+                  "audio_scores": json_floats(audio_scores), "visual_scores": json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
         offset = self.estimate_offset(clip, moves) if estimate_offset else None
         extras["audio_offset"] = offset.to_json() if offset else None
@@ -286,7 +285,3 @@ def _representative_map(starts: np.ndarray, scores: np.ndarray, maps: dict[int, 
     median = np.median(scores[indices])
     index = int(indices[np.argmin(np.abs(scores[indices] - median))])
     return {"av_similarity": np.round(maps[index], 5).tolist(), "av_similarity_start": int(starts[index])}
-
-
-def _json_floats(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]

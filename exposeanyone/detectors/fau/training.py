@@ -21,17 +21,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ...media.clip import ClipFeatures
 from ...core.config import torch_device
-from ...core.progress import ProgressFn, no_progress
 from ...core.errors import InputError
-from .datasets import LabelledVideo, SupervisedSampler
+from ...core.jsonable import json_float
 from ...core.metrics import roc_auc
-from .model import FauForensicsModel, fau_loss
-from .pseudo_fakes import FAKE_KINDS, KINDS, PseudoFakeSampler
-from .pseudo_fakes import LabelledWindows
-from .streams import clip_streams
+from ...core.progress import ProgressFn, no_progress
 from ...core.storage import atomic_write_text, replace_directory
+from ...media.clip import ClipFeatures
+from .datasets import LabelledVideo, SupervisedSampler
+from .model import FauForensicsModel, fau_loss
+from .pseudo_fakes import FAKE_KINDS, KINDS, LabelledWindows, PseudoFakeSampler
+from .streams import clip_streams
 
 CHECKPOINT_VERSION = 1
 WARMUP_STEPS = 100
@@ -250,8 +250,8 @@ def _evaluate_and_save(model: FauForensicsModel, val_batch: LabelledWindows, sta
     """Validate, append to the history, and keep the model when it is the best so far."""
     metrics = validation_metrics(model, val_batch)
     entry = {"step": step, "train_loss": float(np.mean(running_loss)) if running_loss else None,
-             "val_auc": _none_if_nan(metrics["auc"]), "val_mean_kind_auc": _none_if_nan(metrics["mean_kind_auc"]),
-             "val_kind_auc": {kind: _none_if_nan(auc) for kind, auc in metrics["kind_auc"].items()},
+             "val_auc": json_float(metrics["auc"]), "val_mean_kind_auc": json_float(metrics["mean_kind_auc"]),
+             "val_kind_auc": {kind: json_float(auc) for kind, auc in metrics["kind_auc"].items()},
              "elapsed_s": round(state["elapsed_s"] + time.monotonic() - started, 1)}
     state["history"].append(entry)
     best = state["best_val_auc"]
@@ -314,11 +314,6 @@ def _write_log(path: Path, settings: dict, split: dict, state: dict, finished: b
     log = {"settings": settings, "split": split, "finished": finished, "best_val_auc": state["best_val_auc"],
            "best_step": state.get("best_step"), "history": state["history"], "fake_kinds": list(FAKE_KINDS)}
     atomic_write_text(path, json.dumps(log, indent=1, default=_json_default))
-
-
-def _none_if_nan(value: float) -> float | None:
-    """JSON has no NaN: an AUC that cannot be computed is written as null."""
-    return float(value) if np.isfinite(value) else None
 
 
 def _nan_if_none(value: float | None) -> float:

