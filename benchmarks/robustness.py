@@ -23,7 +23,7 @@ from common import RESULTS_DIR, command_line, print_table, require_avdata, write
 from exposeanyone.core.metrics import roc_auc
 from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.evaluation.protocol import clip_loader, evaluate
-from exposeanyone.media.corruptions import CORRUPTIONS
+from exposeanyone.media.corruptions import CORRUPTIONS, parse_corruption_spec
 
 DEEPERFORENSICS = [name for name, spec in CORRUPTIONS.items() if spec.code]
 
@@ -95,7 +95,7 @@ def main() -> None:
         for name in args.corruptions.split(","):
             for level in levels:
                 spec = f"{name}:{level}"
-                corrupted_run = run(spec)
+                corrupted_run = run(parse_corruption_spec(spec))
                 result = headline(corrupted_run)
                 result.update(mean_auc_drop_points=drop(clean, result, "mean_auc"),
                               mean_auc_drop_interval_90=drop_interval(clean_run, corrupted_run),

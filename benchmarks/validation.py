@@ -31,6 +31,7 @@ from exposeanyone.core.metrics import roc_auc
 from exposeanyone.evaluation.manifest import read_manifest
 from exposeanyone.evaluation.protocol import clip_loader
 from exposeanyone.media.clip import ClipFeatures
+from exposeanyone.media.corruptions import parse_corruption_spec
 
 PIECE_FRAMES = 125
 MIN_LAST_PIECE = 75
@@ -290,7 +291,7 @@ def main() -> None:
         if name == "fau":
             table = run_fau(persons)
         else:
-            corrupted = {spec: reference_pieces(rows, clip_loader(spec), corrupted=True) for spec in specs}
+            corrupted = {spec: reference_pieces(rows, clip_loader(parse_corruption_spec(spec)), corrupted=True) for spec in specs}
             table, corrupted_tables = run_exam(persons, exam_detector(args), corrupted)
             if corrupted_tables:
                 results["exam_corrupted"] = {spec: {row[0]: dict(zip(keys, row[1:])) for row in spec_table}

@@ -21,6 +21,7 @@ from .core.jsonable import json_floats
 from .core.progress import ProgressFn, no_progress
 from .detectors.base import Calibration, Detector, PersonModel
 from .media.clip import ClipFeatures
+from .media.corruptions import CorruptionSpec
 from .media.extract import extract_clip
 from .profiles import Profile, ProfileStore, validate_name
 from .report import ScoreReport, trajectories_by_channel
@@ -257,7 +258,7 @@ def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
 
 
 def score_file(video: str | Path, profile_name: str | None, store: ProfileStore, detector_name: str = "exam",
-               corrupt: str | None = None, limits: Limits | None = None,
+               corrupt: CorruptionSpec | None = None, limits: Limits | None = None,
                progress: ProgressFn = no_progress) -> ScoreReport:
     """Analyse a video (optionally corrupted first) and score it against an enrolled person."""
     detector = load_detector(detector_name)
@@ -266,7 +267,7 @@ def score_file(video: str | Path, profile_name: str | None, store: ProfileStore,
         check_profile(profile, detector_name)
     clip = extract_clip(video, corrupt, limits=limits, progress=lambda f, m: progress(0.9 * f, m))
     progress(0.9, f"scoring with {detector_name}")
-    report = score_clip(clip, profile, detector_name, settings={"corrupt": corrupt or "", "detector": detector_name})
+    report = score_clip(clip, profile, detector_name, settings={"corrupt": str(corrupt or ""), "detector": detector_name})
     progress(1.0, "done")
     return report
 

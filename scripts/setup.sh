@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up ExposeAnyone on a fresh Debian/Ubuntu machine with Python 3.11:
-#   bash scripts/setup.sh          system libraries + .venv with the app's dependencies
-#   bash scripts/setup.sh --test   the same plus the test extras, Chromium and espeak-ng for the tests
+#   bash scripts/setup.sh          system libraries + .venv with the project and its app extra (".[app]")
+#   bash scripts/setup.sh --test   the same with the test extra (".[test]", which includes the app extra),
+#                                  plus Chromium and espeak-ng for the tests
+# The pins are in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +29,5 @@ command -v "$python" >/dev/null || python=python3
 if [ "$test_extras" = 1 ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -e ".[app]"
 fi

@@ -3,6 +3,7 @@ import pytest
 
 from exposeanyone.core.config import Limits
 from exposeanyone.core.errors import InputError, LimitError, MediaError, NoFaceError
+from exposeanyone.media.corruptions import parse_corruption_spec
 from exposeanyone.media.decode import probe
 from exposeanyone.media.extract import extract_clip
 
@@ -37,7 +38,7 @@ def test_analysis_is_cached_by_content_and_options(talking_clip, tmp_path):
     again = extract_clip(talking_clip)
     np.testing.assert_array_equal(first.track.blendshapes, again.track.blendshapes)
     assert again.content_hash == first.content_hash
-    extract_clip(talking_clip, "contrast:2")
+    extract_clip(talking_clip, parse_corruption_spec("contrast:2"))
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
 
 
@@ -117,7 +118,9 @@ def test_second_face_is_reported_and_one_person_is_followed(bad_input):
 
 def test_unknown_corruption_is_refused_before_work(talking_clip):
     with pytest.raises(InputError, match="Unknown|unknown"):
-        extract_clip(talking_clip, "sepia:2")
+        extract_clip(talking_clip, parse_corruption_spec("sepia:2"))
+    with pytest.raises(TypeError, match="CorruptionSpec"):
+        extract_clip(talking_clip, "blur:2")
 
 
 def test_a_refused_clip_leaves_nothing_in_the_cache(bad_input, tmp_path):
@@ -128,7 +131,7 @@ def test_a_refused_clip_leaves_nothing_in_the_cache(bad_input, tmp_path):
 
 def test_noisy_video_is_smoothed_before_tracking_and_says_so(talking_clip):
     clean = extract_clip(talking_clip)
-    noisy = extract_clip(talking_clip, "noise:3")
+    noisy = extract_clip(talking_clip, parse_corruption_spec("noise:3"))
     assert clean.track.extra["denoising"]["blur_px"] == 0.0
     assert noisy.track.extra["denoising"]["noise_grey_levels"] > 10
     assert noisy.track.extra["denoising"]["blur_px"] > 1.0
@@ -138,6 +141,6 @@ def test_noisy_video_is_smoothed_before_tracking_and_says_so(talking_clip):
 def test_a_grainy_reference_is_named_in_the_profile_warnings(talking_clip_factory):
     from exposeanyone.pipeline import enroll_clips
 
-    clip = extract_clip(talking_clip_factory(".mp4", seconds=12.0, seed=3), "noise:3")
+    clip = extract_clip(talking_clip_factory(".mp4", seconds=12.0, seed=3), parse_corruption_spec("noise:3"))
     profile = enroll_clips("Grace", [clip], detectors=("sync",))
     assert any(clip.name in w and "grainy" in w for w in profile.card["warnings"]), profile.card["warnings"]

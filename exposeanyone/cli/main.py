@@ -137,10 +137,11 @@ def _progress_printer(enabled: bool = True):
 
 
 def run_track(args) -> int:
+    from ..media.corruptions import parse_corruption_spec
     from ..media.extract import extract_clip
 
     out = _check_output(args.out)
-    clip = extract_clip(args.video, args.corrupt, progress=_progress_printer())
+    clip = extract_clip(args.video, parse_corruption_spec(args.corrupt), progress=_progress_printer())
     summary = {"file": clip.name, "frames": clip.num_frames, "fps": clip.fps, "duration_s": round(clip.duration_s, 3),
                "face_detected_ratio": round(clip.track.face_detected_ratio, 4),
                "interpolated_frames": int(clip.track.interpolated.sum()),
@@ -184,10 +185,11 @@ def run_enroll(args) -> int:
 
 def run_score(args) -> int:
     from ..core.storage import atomic_write_text
+    from ..media.corruptions import parse_corruption_spec
     from ..pipeline import score_file
 
     out = _check_output(args.json)
-    report = score_file(args.video, args.profile, _store(args), args.detector, args.corrupt,
+    report = score_file(args.video, args.profile, _store(args), args.detector, parse_corruption_spec(args.corrupt),
                         progress=_progress_printer())
     if sys.stderr.isatty():
         print(file=sys.stderr)

@@ -175,12 +175,12 @@ def run_eval(args) -> int:
     unknown = set(negatives) - set(NEGATIVE_KINDS)
     if unknown:
         raise InputError(f"Unknown negative kind(s) {', '.join(sorted(unknown))}; use {', '.join(NEGATIVE_KINDS)}.")
-    corrupt = str(parse_corruption_spec(args.corrupt))
+    corrupt = parse_corruption_spec(args.corrupt)
     rows = read_manifest(_manifest_path(args.manifest))
     load = clip_loader(corrupt)
     detectors = [d.strip() for d in args.detector.split(",") if d.strip()]
     results = {d: evaluate(rows, load, d, negatives, args.max_impostors, _printer(f"eval {d}")) for d in detectors}
-    payload = {**results[detectors[0]], "corrupt": corrupt, "negatives": negatives, "detectors": results}
+    payload = {**results[detectors[0]], "corrupt": str(corrupt), "negatives": negatives, "detectors": results}
     atomic_write_text(out, json.dumps(payload, indent=2))
     print()
     for name, result in results.items():

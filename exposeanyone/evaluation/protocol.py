@@ -29,6 +29,7 @@ from ..calibration import FALSE_ALARM_RATE
 from ..core.metrics import roc_auc
 from ..core.progress import ProgressFn, no_progress
 from ..media.clip import ClipFeatures
+from ..media.corruptions import CorruptionSpec
 from .manifest import ManifestRow
 
 NEGATIVE_KINDS = ("identity-swap", "audio-swap")
@@ -45,7 +46,7 @@ class Scored:
     session: str = ""
 
 
-def clip_loader(corrupt: str | None = None) -> Callable[[ManifestRow, bool], ClipFeatures]:
+def clip_loader(corrupt: CorruptionSpec | None = None) -> Callable[[ManifestRow, bool], ClipFeatures]:
     """``load(row, is_test)`` for :func:`evaluate`, memoised; only test clips are corrupted."""
     from ..media.extract import extract_clip
 

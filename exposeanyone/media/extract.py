@@ -22,6 +22,7 @@ from ..core.storage import atomic_write_bytes
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
 from .decode import MediaInfo, iter_frames, probe, read_audio
+from .corruptions import CorruptionSpec
 from .denoise import denoise_frames
 from .track import Track
 
@@ -29,24 +30,24 @@ EXTRACTOR_VERSION = 2
 """Part of the cache key; 2 since noisy clips are smoothed before tracking (:mod:`~exposeanyone.media.denoise`)."""
 
 
-def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits | None = None,
+def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, limits: Limits | None = None,
                  use_cache: bool = True, refresh_cache: bool = False, require_face: bool = True,
                  progress: ProgressFn = no_progress) -> ClipFeatures:
     """Analyse a video file: its expression track and audio features on the 25 fps timeline.
 
     Args:
         path: a video with an audio track, in any container PyAV reads.
-        corrupt: a corruption spec such as ``"blur:3,jpeg:2"`` applied before tracking (see
-            :mod:`exposeanyone.media.corruptions`).
+        corrupt: corruptions applied before tracking (:class:`~exposeanyone.media.corruptions.CorruptionSpec`;
+            text such as ``"blur:3,jpeg:2"`` is parsed at the app and CLI edges by ``parse_corruption_spec``).
         limits: size, duration and resolution bounds, checked before any decoding.
         use_cache: read and write the track cache (``EXPOSEANYONE_CACHE_DIR``).
         refresh_cache: analyse again even when cached, and overwrite the entry (for timing runs).
         require_face: raise :class:`NoFaceError` when no frame shows a face.
     """
-    from .corruptions import parse_corruption_spec
-
+    if isinstance(corrupt, str):
+        raise TypeError("extract_clip takes a CorruptionSpec; parse text with parse_corruption_spec first.")
     limits = limits or Limits.from_env()
-    spec = parse_corruption_spec(corrupt)
+    spec = corrupt or CorruptionSpec()
     info = probe(path, limits)
     file_hash = file_sha256(info.path)
     options = {"version": EXTRACTOR_VERSION, "corrupt": str(spec), "max_side": limits.max_side_px,
@@ -69,7 +70,7 @@ def extract_clip(path: str | Path, corrupt: str | None = None, *, limits: Limits
     return clip
 
 
-def _analyse(info: MediaInfo, spec, limits: Limits, progress: ProgressFn) -> ClipFeatures:
+def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits, progress: ProgressFn) -> ClipFeatures:
     from .corruptions import FrameCorruptor, add_audio_noise, reencode_h264
     from .tracking import FaceTracker
 

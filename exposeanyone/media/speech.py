@@ -17,7 +17,6 @@ a frame before the frame's centre.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.resources
 import importlib.util
 import logging
@@ -391,7 +390,3 @@ def load_speech_encoder() -> SpeechEncoder:
             if _encoder is None:
                 _encoder = SpeechEncoder()
     return _encoder
-
-
-with contextlib.suppress(Exception):  # keep the joined model private to this user, like the rest of the cache
-    pass

@@ -317,9 +317,9 @@ def check(video: str | Path | None, profile_name: str | None, store: ProfileStor
     """Score an uploaded clip against a profile, optionally corrupted first."""
     if not video:
         raise InputError("Upload a clip to check (or pick one of the examples).")
-    spec = str(parse_corruption_spec(corrupt or None))
+    spec = parse_corruption_spec(corrupt or None)
     report = score_file(video, profile_name or None, store, detector, spec or None, limits, progress)
-    report.settings.update(profile=report.profile, corrupt=spec)
+    report.settings.update(profile=report.profile, corrupt=str(spec))
     return report
 
 
