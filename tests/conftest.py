@@ -38,8 +38,8 @@ def talking_clip(talking_clip_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bad_input(synthetic_media_dir):
-    """``make(kind) -> Path``: a problematic input from ``synthetic.make_bad_input``, made once per session."""
-    from exposeanyone.demo.synthetic import make_bad_input
+    """``make(kind) -> Path``: a problematic input from ``media_factory.make_bad_input``, made once per session."""
+    from media_factory import make_bad_input
 
     folder = synthetic_media_dir / "bad"
     made: dict[str, Path] = {}

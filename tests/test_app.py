@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from app_testing import app_environment, running_app
+from media_factory import make_bad_input
 
 gradio_client = pytest.importorskip("gradio_client")
 synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
@@ -144,7 +145,7 @@ def test_detectors_without_enrollment_need_no_profile(client, clips):
 
 @pytest.mark.parametrize("kind", ["text_as_mp4", "video_only", "audio_only", "no_face", "long", "empty", "truncated"])
 def test_bad_uploads_give_a_readable_message_and_the_app_keeps_working(client, clips, tmp_path, kind):
-    bad = Path(synthetic.make_bad_input(kind, tmp_path))
+    bad = Path(make_bad_input(kind, tmp_path))
     status, summary, genuine, *_ = score(client, bad, profile=None, detector="sync")
     assert status.startswith("### ⚠️ ") and set(summary) == {"error"}
     message = summary["error"]

@@ -7,6 +7,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from media_factory import make_bad_input
 
 from exposeanyone.core.config import SAMPLE_RATE
 from exposeanyone.demo import synthetic
@@ -146,7 +147,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match=".gif"):
         synthetic.make_talking_clip("clip.gif", 1.0)
     with pytest.raises(ValueError, match="unknown bad input"):
-        synthetic.make_bad_input("cursed", "folder")
+        make_bad_input("cursed", "folder")
 
 
 # --------------------------------------------------------------------------- files
@@ -293,7 +294,7 @@ def test_huge_and_long_inputs_are_small_files(bad_input):
     assert huge.stat().st_size < 1_000_000
 
     started = time.perf_counter()
-    long = synthetic.make_bad_input("long", huge.parent / "again")
+    long = make_bad_input("long", huge.parent / "again")
     assert time.perf_counter() - started < 2.0
     assert long.stat().st_size < 200_000
     with av.open(str(long)) as container:
