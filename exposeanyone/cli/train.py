@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..core.config import avdata_dir
 from ..core.errors import InputError
+from .common import check_output, progress_printer, videos_in
 
 
 def add_training_commands(commands) -> None:
@@ -82,7 +83,6 @@ def training_clips(args, progress=None):
     """Genuine training clips and their identities: a manifest's ``pretrain`` rows, or a folder tree."""
     from ..evaluation.manifest import read_manifest
     from ..media.extract import extract_clip
-    from .main import videos_in
 
     if getattr(args, "folder", None):
         folder = Path(args.folder)
@@ -106,9 +106,8 @@ def training_clips(args, progress=None):
 
 
 def _printer(label: str):
-    from .main import _progress_printer
 
-    printer = _progress_printer()
+    printer = progress_printer()
     return lambda f, m: printer(f, f"{label}: {m}")
 
 
@@ -168,9 +167,8 @@ def run_eval(args) -> int:
     from ..evaluation.manifest import read_manifest
     from ..evaluation.protocol import NEGATIVE_KINDS, clip_loader, evaluate
     from ..media.corruptions import parse_corruption_spec
-    from .main import _check_output
 
-    out = _check_output(args.json)
+    out = check_output(args.json)
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
     unknown = set(negatives) - set(NEGATIVE_KINDS)
     if unknown:
