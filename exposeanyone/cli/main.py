@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 
-from .. import __version__
+from ..core.config import VERSION
 from ..core.errors import InputError
 from .train import add_training_commands
 from .use import add_use_commands
@@ -66,7 +66,7 @@ def native_stderr_silenced():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exposeanyone", description=(
         "Check whether a talking-head video of an enrolled person is genuine."))
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_use_commands(commands)

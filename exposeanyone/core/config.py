@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .errors import InputError
 
+VERSION = "0.1.0"
+"""The package version (``exposeanyone.__version__``); pyproject.toml repeats it."""
+
 FPS = 25
 """Every clip is resampled to this video frame rate."""
 SAMPLE_RATE = 16_000

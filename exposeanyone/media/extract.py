@@ -21,8 +21,8 @@ from ..core.progress import ProgressFn, no_progress
 from ..core.storage import atomic_write_bytes
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
-from .decode import MediaInfo, iter_frames, probe, read_audio
 from .corruptions import CorruptionSpec
+from .decode import MediaInfo, iter_frames, probe, read_audio
 from .denoise import denoise_frames
 from .track import Track
 
