@@ -191,8 +191,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
     @gpu(duration=120)
     def fau_result(video, report, progress=gr.Progress()):
         if "fau" not in detectors:
-            text = ("The FauForensics model is not installed (assets/fau), so there is no second opinion; train "
-                    "it with `exposeanyone train-fau`.")
+            text = ui.not_installed("fau")
             return text, plots.message_figure(text.replace("`", ""))
         if report is None or not video:
             return "Check a clip first.", plots.message_figure("Check a clip first.")
@@ -228,7 +227,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                                              elem_id="references")
                         chosen = gr.CheckboxGroup(enrolling or ["exam"], value=(enrolling or ["exam"])[:1],
                                                   label="Detectors to personalise",
-                                                  info="exam: the ExposeAnyone model; ridge: a simple linear baseline.")
+                                                  info=ui.detectors_info(enrolling or ["exam"]))
                         with gr.Row():
                             enroll_button = gr.Button("Enroll", variant="primary")
                             cancel_button = gr.Button("Cancel", variant="stop")

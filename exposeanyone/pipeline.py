@@ -7,86 +7,29 @@ from __future__ import annotations
 
 import copy
 import time
-from functools import lru_cache
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .calibration import calibrate, cross_validated_scores, verdict
-from .core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
 from .core.config import Limits
 from .core.errors import InputError, LimitError, ProfileError
 from .core.jsonable import json_floats
 from .core.progress import ProgressFn, no_progress
 from .detectors.base import Calibration, Detector, PersonModel
+from .detectors.registry import load_detector, profile_fingerprint
 from .media.clip import ClipFeatures
 from .media.corruptions import CorruptionSpec
 from .media.extract import extract_clip
-from .profiles import Profile, ProfileStore, validate_name
+from .profiles import DetectorEntry, Profile, ProfileCard, ProfileStore, ReferenceEntry, validate_name
 from .report import ScoreReport, trajectories_by_channel
 
-DETECTORS = ("exam", "fau", "combined", "sync", "ridge")
 MIN_REFERENCE_USABLE_S = 4.0
 """Less face-and-speech than one 4 s window in the reference cannot personalise anything."""
 SHORT_REFERENCE_S = 20.0
 """Below this much usable reference, the card and the app warn that verdicts are less reliable."""
-
-
-@lru_cache(maxsize=None)
-def load_detector(name: str) -> Detector:
-    """The named detector with its shipped weights (loaded once per process)."""
-    if name == "exam":
-        from .detectors.exam.detector import ExamDetector
-
-        return _from_assets(ExamDetector.from_pretrained, exam_base_dir(), "EXAM base model", "pretrain")
-    if name == "fau":
-        from .detectors.fau.detector import FauDetector
-
-        return _from_assets(FauDetector.from_pretrained, fau_model_dir(), "FauForensics model", "train-fau")
-    if name == "combined":
-        from .detectors.combined import CombinedDetector
-
-        return CombinedDetector(load_detector("exam"), load_detector("fau"))
-    if name == "sync":
-        from .detectors.baselines import SyncBaseline
-
-        return SyncBaseline()
-    if name == "ridge":
-        from .detectors.baselines import RidgeRatioBaseline
-
-        return _from_assets(RidgeRatioBaseline.load, ridge_generic_path(), "generic ridge baseline", "fit-ridge")
-    raise InputError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
-
-
-def _from_assets(loader, path: Path, what: str, command: str):
-    if not Path(path).exists():
-        raise InputError(f"The {what} is missing at {path}: restore assets/ from the repository or train it "
-                         f"with `exposeanyone {command}`.")
-    return loader(path)
-
-
-SCORE_VERSIONS = {"exam": 3, "combined": 4}
-"""Raised when a detector's score changes meaning (EXAM 2: identity ratio x timing ratio; EXAM 3 and
-combined 4: identity ratio on the blendshapes at lower noise; combined 3: FauForensics' part with eight
-moved copies and a 2-frame alignment tolerance), so that a profile
-calibrated on the old score is refused instead of compared with a threshold that no longer fits."""
-
-
-def detector_fingerprint(name: str) -> str:
-    """A hash of the weights a profile was made with, and the score version: a profile never meets a
-    different model or a differently defined score."""
-    return _weights_fingerprint(name) + (f"/score-v{SCORE_VERSIONS[name]}" if name in SCORE_VERSIONS else "")
-
-
-def _weights_fingerprint(name: str) -> str:
-    if name == "combined":
-        return _weights_fingerprint("exam") + _weights_fingerprint("fau")
-    location = {"exam": exam_base_dir(), "fau": fau_model_dir(), "ridge": ridge_generic_path()}.get(name)
-    if location is None:
-        return ""
-    files = sorted(Path(location).glob("*.safetensors")) if Path(location).is_dir() else [Path(location)]
-    return file_sha256(files[0]) if files and files[0].is_file() else ""
 
 
 def without_trajectories(detector: Detector) -> Detector:
@@ -117,9 +60,8 @@ def enroll_clips(name: str, clips: Sequence[ClipFeatures], detectors: Sequence[s
         warnings.append(f"Only {usable:.0f} s of usable reference (face and speech): the calibration is rough "
                         f"and verdicts are less reliable; {SHORT_REFERENCE_S:.0f} s or more is recommended.")
     warnings += [grainy for grainy in map(_grainy_warning, clips) if grainy]
-    card = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "warnings": warnings,
-            "references": [_reference_entry(c) for c in clips], "detectors": {},
-            "usable_reference_seconds": round(usable, 2)}
+    card = ProfileCard(created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), warnings=warnings,
+                       references=[_reference_entry(c) for c in clips], usable_reference_seconds=round(usable, 2))
     models = {}
     enrolling = [d for d in detectors if load_detector(d).requires_enrollment]
     for i, name_of_detector in enumerate(enrolling):
@@ -138,17 +80,18 @@ def enroll_clips(name: str, clips: Sequence[ClipFeatures], detectors: Sequence[s
             warnings.append(f"{name_of_detector}: only {len(calibration.genuine_scores)} held-out genuine windows "
                             "for calibration; the threshold is rough.")
         models[name_of_detector] = person
-        card["detectors"][name_of_detector] = {"calibration": calibration.to_json(),
-                                               "base_model_sha256": detector_fingerprint(name_of_detector),
-                                               "enroll_seconds": round(time.perf_counter() - started, 2)}
+        card.detectors[name_of_detector] = DetectorEntry(
+            calibration=calibration, fingerprint=profile_fingerprint(name_of_detector),
+            enroll_seconds=round(time.perf_counter() - started, 2))
     progress(1.0, "enrollment done")
     return Profile(name=name, card=card, models=models)
 
 
-def _reference_entry(clip: ClipFeatures) -> dict:
-    return {"name": clip.name, "sha256": clip.content_hash, "duration_s": round(clip.duration_s, 2),
-            "usable_s": round(usable_seconds(clip), 2), "face_detected_ratio": round(clip.track.face_detected_ratio, 3),
-            "speech_ratio": round(clip.audio.speech_ratio, 3)}
+def _reference_entry(clip: ClipFeatures) -> ReferenceEntry:
+    return ReferenceEntry(name=clip.name, sha256=clip.content_hash, duration_s=round(clip.duration_s, 2),
+                          usable_s=round(usable_seconds(clip), 2),
+                          face_detected_ratio=round(clip.track.face_detected_ratio, 3),
+                          speech_ratio=round(clip.audio.speech_ratio, 3))
 
 
 def enroll_files(name: str, videos: Sequence[str | Path], store: ProfileStore,
@@ -178,8 +121,9 @@ def check_profile(profile: Profile, detector_name: str) -> PersonModel:
     if person is None:
         raise ProfileError(f"The profile {profile.name!r} was not enrolled for the {detector_name!r} detector; "
                            f"enroll again with it (it has: {', '.join(profile.models) or 'nothing'}).")
-    expected = profile.card["detectors"][detector_name].get("base_model_sha256", "")
-    if expected != detector_fingerprint(detector_name):
+    entry = profile.card.detectors.get(detector_name)
+    expected = (entry.fingerprint if entry is not None else None) or ""
+    if expected != profile_fingerprint(detector_name):
         raise ProfileError(f"The profile {profile.name!r} was made with a different {detector_name} base model or "
                            "score than the one installed: enroll the person again.")
     return person
@@ -224,9 +168,9 @@ def score_clip(clip: ClipFeatures, profile: Profile | None = None, detector_name
 
 def _calibration_for(detector: Detector, name: str, profile: Profile | None) -> Calibration:
     if detector.requires_enrollment and profile is not None:
-        data = profile.calibration(name)
-        if data:
-            return Calibration.from_json(data)
+        calibration = profile.card.calibration(name)
+        if calibration is not None:  # a copy: the report must not share the card's list of scores
+            return replace(calibration, genuine_scores=list(calibration.genuine_scores))
     default = getattr(detector, "default_calibration", None)
     if callable(default):
         return default()
@@ -253,7 +197,7 @@ def _clip_warnings(clip: ClipFeatures, profile: Profile | None) -> list[str]:
     if clip.audio.speech_ratio < 0.2:
         warnings.append(f"Speech is audible in only {clip.audio.speech_ratio:.0%} of the clip.")
     if profile is not None:
-        warnings += [f"profile: {w}" for w in profile.card.get("warnings", [])]
+        warnings += [f"profile: {w}" for w in profile.card.warnings]
     return warnings
 
 

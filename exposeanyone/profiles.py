@@ -19,7 +19,7 @@ import shutil
 import time
 import unicodedata
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from safetensors.numpy import load_file, save_file
 
 from .core.errors import ProfileError
 from .core.storage import exclusive_lock, recover_directory, replace_directory
-from .detectors.base import PersonModel
+from .detectors.base import Calibration, PersonModel
 
 CARD_NAME = "profile.json"
 PROFILE_FORMAT_VERSION = 1
@@ -60,15 +60,131 @@ def validate_name(name: str) -> str:
 
 
 @dataclass
-class Profile:
-    """An enrolled person: the card and, per detector, what it learned."""
+class ReferenceEntry:
+    """One reference clip the person was enrolled from, as the card records it."""
 
     name: str
-    card: dict
+    duration_s: float
+    usable_s: float
+    speech_ratio: float
+    sha256: str | None = None
+    face_detected_ratio: float | None = None
+    extra: dict = field(default_factory=dict)
+    """Keys this version does not know (kept, so that re-saving a newer card loses nothing)."""
+
+    def to_json(self) -> dict:
+        data = {"name": self.name, "sha256": self.sha256, "duration_s": self.duration_s, "usable_s": self.usable_s,
+                "face_detected_ratio": self.face_detected_ratio, "speech_ratio": self.speech_ratio}
+        return {**self.extra, **{key: value for key, value in data.items() if value is not None}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ReferenceEntry":
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(name=data["name"], duration_s=data["duration_s"], usable_s=data["usable_s"],
+                   speech_ratio=data["speech_ratio"], sha256=data.get("sha256"),
+                   face_detected_ratio=data.get("face_detected_ratio"),
+                   extra={key: value for key, value in data.items() if key not in known})
+
+
+@dataclass
+class DetectorEntry:
+    """What the card records about one detector the person was enrolled with."""
+
+    calibration: Calibration | None = None
+    fingerprint: str | None = None
+    """The weights and score version it was made with (stored as ``base_model_sha256``; see
+    :func:`~exposeanyone.detectors.registry.profile_fingerprint`)."""
+    enroll_seconds: float | None = None
+    info: dict | None = None
+    """The detector's :attr:`PersonModel.info`, written by :meth:`ProfileStore.save`."""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = {"calibration": self.calibration.to_json() if self.calibration is not None else None,
+                "base_model_sha256": self.fingerprint, "enroll_seconds": self.enroll_seconds, "info": self.info}
+        return {**self.extra, **{key: value for key, value in data.items() if value is not None}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DetectorEntry":
+        known = {"calibration", "base_model_sha256", "enroll_seconds", "info"}
+        calibration = data.get("calibration")
+        return cls(calibration=Calibration.from_json(calibration) if calibration is not None else None,
+                   fingerprint=data.get("base_model_sha256"), enroll_seconds=data.get("enroll_seconds"),
+                   info=data.get("info"), extra={key: value for key, value in data.items() if key not in known})
+
+
+@dataclass
+class ProfileCard:
+    """The card of a profile (``profile.json``): who, from which footage, and per detector its calibration.
+
+    :meth:`to_json` and :meth:`from_json` own the file's layout (checked against :data:`CARD_SCHEMA` when
+    read from disk). Optional fields a card lacks come back as ``None`` or empty and are not written back;
+    keys this version does not know are kept in ``extra`` and written back unchanged, so that a profile
+    from a newer version, re-saved or passed through export and import here, loses nothing.
+    """
+
+    created: str | None = None
+    usable_reference_seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    references: list[ReferenceEntry] = field(default_factory=list)
+    detectors: dict[str, DetectorEntry] = field(default_factory=dict)
+    name: str | None = None
+    """Written by :meth:`ProfileStore.save`; the folder's name is what counts when read."""
+    format_version: int = PROFILE_FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def calibration(self, detector: str) -> Calibration | None:
+        entry = self.detectors.get(detector)
+        return entry.calibration if entry is not None else None
+
+    def to_json(self) -> dict:
+        data = {"created": self.created, "warnings": list(self.warnings),
+                "references": [reference.to_json() for reference in self.references],
+                "detectors": {name: entry.to_json() for name, entry in self.detectors.items()},
+                "usable_reference_seconds": self.usable_reference_seconds, "name": self.name,
+                "format_version": self.format_version}
+        return {**self.extra, **{key: value for key, value in data.items() if value is not None}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ProfileCard":
+        """The card from its JSON (every optional field may be missing); see :meth:`checked` for disk input."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(created=data.get("created"), usable_reference_seconds=data.get("usable_reference_seconds"),
+                   warnings=list(data.get("warnings", [])),
+                   references=[ReferenceEntry.from_json(r) for r in data.get("references", [])],
+                   detectors={name: DetectorEntry.from_json(entry) for name, entry in data.get("detectors", {}).items()},
+                   name=data.get("name"), format_version=data.get("format_version", PROFILE_FORMAT_VERSION),
+                   extra={key: value for key, value in data.items() if key not in known})
+
+    @classmethod
+    def checked(cls, data, what: str) -> "ProfileCard":
+        """:meth:`from_json` of a card read from a file, refusing another version or a damaged card with a
+        :class:`ProfileError` that starts with ``what``."""
+        if not isinstance(data, dict) or data.get("format_version") != PROFILE_FORMAT_VERSION:
+            raise ProfileError(f"{what} is not a profile of this version of ExposeAnyone.")
+        if not _fits(data, CARD_SCHEMA):
+            raise ProfileError(f"{what} has a damaged card ({CARD_NAME}: a field is missing or of the wrong kind); "
+                               "it was edited or damaged: enroll the person again.")
+        return cls.from_json(data)
+
+
+@dataclass
+class Profile:
+    """An enrolled person: the card and, per detector, what it learned (a JSON card is read as a
+    :class:`ProfileCard`)."""
+
+    name: str
+    card: ProfileCard
     models: dict[str, PersonModel] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.card, dict):
+            self.card = ProfileCard.from_json(self.card)
+
     def calibration(self, detector: str) -> dict:
-        return self.card.get("detectors", {}).get(detector, {}).get("calibration", {})
+        """The detector's calibration as JSON (empty if the card has none)."""
+        calibration = self.card.calibration(detector)
+        return calibration.to_json() if calibration is not None else {}
 
 
 class ProfileStore:
@@ -116,11 +232,11 @@ class ProfileStore:
         for detector, person in profile.models.items():
             tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in person.tensors.items()}
             save_file(tensors, str(staging / f"{detector}.safetensors"))
-        card = dict(profile.card, name=profile.name, format_version=PROFILE_FORMAT_VERSION)
-        card["detectors"] = {k: dict(v) for k, v in card.get("detectors", {}).items()}
+        detectors = dict(profile.card.detectors)
         for detector, person in profile.models.items():
-            card["detectors"].setdefault(detector, {})["info"] = person.info
-        (staging / CARD_NAME).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+            detectors[detector] = replace(detectors.get(detector) or DetectorEntry(), info=person.info)
+        card = replace(profile.card, name=profile.name, format_version=PROFILE_FORMAT_VERSION, detectors=detectors)
+        (staging / CARD_NAME).write_text(json.dumps(card.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
         for item in staging.iterdir():
             with open(item, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -139,13 +255,13 @@ class ProfileStore:
         """The profile in ``folder``, validated; call with the name's lock held."""
         recover_directory(folder)
         try:
-            card = json.loads((folder / CARD_NAME).read_text(encoding="utf-8"))
+            data = json.loads((folder / CARD_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             raise ProfileError(f"The profile {name!r} has an unreadable card ({CARD_NAME}): enroll again.") from None
-        _check_card(card, f"The profile {name!r}")
+        card = ProfileCard.checked(data, f"The profile {name!r}")
         models = {detector: PersonModel(detector=detector, tensors=_load_tensors(folder, detector, name),
-                                        info=entry.get("info", {}))
-                  for detector, entry in card.get("detectors", {}).items()}
+                                        info=entry.info or {})
+                  for detector, entry in card.detectors.items()}
         return Profile(name=folder.name, card=card, models=models)
 
     def delete(self, name: str) -> None:
@@ -177,18 +293,18 @@ class ProfileStore:
             raise ProfileError("The profile archive is too large to be a profile.")
         contents = _unpack_archive(data)
         try:
-            card = json.loads(contents[CARD_NAME])
+            data = json.loads(contents[CARD_NAME])
         except (ValueError, RecursionError):
             raise ProfileError("The archive's profile.json is not valid JSON: not a profile.") from None
-        _check_card(card, "The archive")
-        target_name = validate_name(name or card.get("name", ""))
+        card = ProfileCard.checked(data, "The archive")
+        target_name = validate_name(name or card.name or "")
         staging = self.root / f".import-{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir(parents=True)
         try:
             for filename, payload in contents.items():
                 (staging / filename).write_bytes(payload)
-            models = {det: PersonModel(det, _load_tensors(staging, det, target_name), entry.get("info", {}))
-                      for det, entry in card.get("detectors", {}).items()}
+            models = {det: PersonModel(det, _load_tensors(staging, det, target_name), entry.info or {})
+                      for det, entry in card.detectors.items()}
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         profile = Profile(name=target_name, card=card, models=models)
@@ -236,7 +352,7 @@ CARD_SCHEMA = {
                          "?calibration": {"threshold": NUMBER, "false_alarm_rate": NUMBER,
                                           "?genuine_scores": [NUMBER], "?method": str}}},
 }
-"""What a card holds and the code reads: a dict is a record (keys with '?' optional, others required),
+"""What a card holds and :class:`ProfileCard` reads: a dict is a record (keys with '?' optional, others required),
 ``{str: schema}`` a mapping of any names, ``[schema]`` a list of such items. Extra keys are allowed."""
 
 
@@ -251,14 +367,6 @@ def _fits(value, schema) -> bool:
         return all(_fits(value[key.lstrip("?")], sub) if key.lstrip("?") in value else key.startswith("?")
                    for key, sub in schema.items())
     return isinstance(value, schema) and not isinstance(value, bool)  # JSON true is no number
-
-
-def _check_card(card, what: str) -> None:
-    if not isinstance(card, dict) or card.get("format_version") != PROFILE_FORMAT_VERSION:
-        raise ProfileError(f"{what} is not a profile of this version of ExposeAnyone.")
-    if not _fits(card, CARD_SCHEMA):
-        raise ProfileError(f"{what} has a damaged card ({CARD_NAME}: a field is missing or of the wrong kind); "
-                           "it was edited or damaged: enroll the person again.")
 
 
 def _load_tensors(folder: Path, detector: str, name: str) -> dict[str, np.ndarray]:

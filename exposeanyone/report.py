@@ -10,36 +10,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .core.jsonable import json_floats
+from .detectors.registry import explanation, score_components
 from .media.track import EXPRESSION_NAMES
 
-EXPLANATIONS = {
-    "exam": ("The score multiplies two ratios of the EXAM model's reconstruction errors. Identity: its error with "
-             "the person's adapter divided by its error without it (below 1: this person's way of talking explains "
-             "the face better than a generic talker's). Timing: its error on the lips with the clip's own sound "
-             "divided by its error with the sound moved by 1.4-2 s (below 1: the face follows its own sound). "
-             "Above the threshold: the face is explained worse than on the person's genuine footage."),
-    "fau": ("The score is how much more the FauForensics model believes face and voice do not belong together "
-            "with the clip's own sound than with the same sound moved by 1-2.6 s (a difference of log-odds, "
-            "averaged over 1-second windows; each sound taken at its best alignment within 2 frames, so a "
-            "small constant offset does not count against a clip). Genuine speech scores well below 0: its own "
-            "sound fits it best. At or above 0 the face fits its own sound no better than sound it did not make. "
-            "No enrollment."),
-    "combined": ("The score averages EXAM's and FauForensics' window scores, each measured in spreads of that "
-                 "detector's scores on the person's own reference footage (0: as genuine as the reference)."),
-    "sync": "The score is minus the best correlation between mouth opening and loudness (a lip-sync check).",
-    "ridge": ("The score is a personal linear audio-to-expression model's error divided by a generic one's "
-              "(a simple baseline of the EXAM idea)."),
-}
-SCORE_COMPONENTS = {
-    "identity_ratio": ("identity ratio", "error with the person's tokens ÷ without them; below 1: their way of "
-                                         "talking explains the face"),
-    "timing_ratio": ("timing ratio", "lip error with the clip's own sound ÷ with the sound moved 1.4-2 s; below 1: "
-                                     "the face follows its own sound"),
-    "fake_probability": ("fake probability, own sound", "the model's raw belief that face and voice do not belong "
-                                                        "together; it shifts with camera and person, hence the score "
-                                                        "compares it with moved sound"),
-}
-"""Per-window ingredients a detector may put in ``extras``: key -> (label, what it means)."""
 LIMITS_NOTE = ("A score is evidence, not proof: it compares this clip with the reference footage of the enrolled "
                "person only, needs audible speech and a visible face, and can be thrown off by a very different "
                "recording set-up (camera, language, emotion) than the reference.")
@@ -75,7 +48,8 @@ class ScoreReport:
 
     @property
     def explanation(self) -> str:
-        return EXPLANATIONS.get(self.detector, "")
+        """What the detector's score means (from its entry in the detector registry)."""
+        return explanation(self.detector)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -102,9 +76,10 @@ class ScoreReport:
         return buffer.getvalue()
 
     def component_means(self) -> dict[str, float]:
-        """The mean over scored windows of each :data:`SCORE_COMPONENTS` entry the detector reported."""
+        """The mean over scored windows of each ingredient of the score the detector reported
+        (:func:`~exposeanyone.detectors.registry.score_components`)."""
         means = {}
-        for key in SCORE_COMPONENTS:
+        for key in score_components(self.detector):
             values = [float(v) for v in self.extras.get(key) or [] if v is not None and math.isfinite(float(v))]
             if values:
                 means[key] = sum(values) / len(values)
@@ -121,7 +96,8 @@ class ScoreReport:
                  f"{self.usable_seconds:.1f} s usable"]
         components = self.component_means()
         if components:
-            lines.append("  ".join(f"{SCORE_COMPONENTS[key][0]}: {value:.4f}" for key, value in components.items())
+            labels = score_components(self.detector)
+            lines.append("  ".join(f"{labels[key][0]}: {value:.4f}" for key, value in components.items())
                          + " (means over windows)")
         lines += [f"warning: {w}" for w in self.warnings]
         return lines

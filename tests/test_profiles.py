@@ -97,3 +97,57 @@ def test_export_import_round_trip_and_hostile_archives(tmp_path):
     with pytest.raises(ProfileError, match="not a zip"):
         other.import_zip(b"plain bytes")
     assert not (tmp_path / "escape.safetensors").exists()
+
+
+# ------------------------------------------------------------------------------------------ the card
+def test_a_card_written_by_enrollment_reads_back_through_profile_card(tmp_path):
+    from synthetic_arrays import make_clip
+
+    from exposeanyone.detectors.registry import profile_fingerprint
+    from exposeanyone.pipeline import enroll_clips
+    from exposeanyone.profiles import ProfileCard
+
+    store = ProfileStore(tmp_path)
+    profile = enroll_clips("Ada", [make_clip(12.0, seed=1, name="a.mp4"), make_clip(12.0, seed=2, name="b.mp4")],
+                           detectors=("ridge",))
+    store.save(profile)
+    raw = json.loads((store.folder("Ada") / "profile.json").read_text(encoding="utf-8"))
+    card = ProfileCard.from_json(raw)
+    assert card.to_json() == raw and ProfileCard.from_json(card.to_json()) == card
+    assert card.extra == {} and card.name == "Ada" and card.format_version == 1
+    assert [r.name for r in card.references] == ["a.mp4", "b.mp4"] and card.references[0].sha256 == "hash1"
+    entry = card.detectors["ridge"]
+    assert entry.fingerprint == profile_fingerprint("ridge") and entry.info == profile.models["ridge"].info
+    assert entry.calibration.threshold == profile.card.detectors["ridge"].calibration.threshold
+    assert store.load("Ada").card == card
+
+
+def test_a_card_without_its_optional_fields_loads(tmp_path):
+    from exposeanyone.profiles import ProfileCard
+
+    store = ProfileStore(tmp_path)
+    store.save(make_profile())
+    folder = store.folder("Ada Lovelace")
+    (folder / "profile.json").write_text(json.dumps({
+        "format_version": 1, "references": [{"name": "a.mp4", "duration_s": 6, "usable_s": 5.5, "speech_ratio": 0.9}],
+        "detectors": {"exam": {}}}))
+    card = store.load("Ada Lovelace").card
+    assert card.created is None and card.usable_reference_seconds is None and card.warnings == []
+    assert card.references[0].sha256 is None and card.references[0].face_detected_ratio is None
+    assert card.detectors["exam"].calibration is None and card.detectors["exam"].fingerprint is None
+    assert card.to_json() == {"format_version": 1, "warnings": [], "detectors": {"exam": {}}, "references": [
+        {"name": "a.mp4", "duration_s": 6, "usable_s": 5.5, "speech_ratio": 0.9}]}
+    assert ProfileCard.from_json({}) == ProfileCard()
+
+
+def test_unknown_card_keys_survive_a_save(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.save(make_profile())
+    folder = store.folder("Ada Lovelace")
+    raw = json.loads((folder / "profile.json").read_text())
+    raw["added_later"] = {"x": 1}
+    raw["detectors"]["exam"]["note"] = "kept"
+    (folder / "profile.json").write_text(json.dumps(raw))
+    store.save(store.load("Ada Lovelace"))
+    again = json.loads((folder / "profile.json").read_text())
+    assert again["added_later"] == {"x": 1} and again["detectors"]["exam"]["note"] == "kept"

@@ -1,4 +1,4 @@
-"""Training and evaluation commands: ``pretrain``, ``train-fau``, ``fit-ridge``, ``eval``."""
+"""Training and evaluation commands: ``pretrain``, ``train-fau``, ``fit-ridge``, ``fit-whisper-ridge``, ``eval``."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,8 @@ def add_training_commands(commands) -> None:
     pretrain.add_argument("--identity-balance", type=float, default=None,
                           help="how often each person is drawn: 1 in proportion to their footage, 0 every person "
                                "equally (default 0.5, for a corpus dominated by one speaker; 1 suits a large one)")
+    pretrain.add_argument("--audio-features", choices=["whisper-base", "log-mel"], default="whisper-base",
+                          help="what the model hears: the frozen Whisper-base encoder's features (default) or log-mel")
     pretrain.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     pretrain.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     _add_threads(pretrain)
@@ -33,6 +35,8 @@ def add_training_commands(commands) -> None:
     train_fau.add_argument("--no-resume", action="store_true")
     train_fau.add_argument("--fakeavceleb", help="FakeAVCeleb root (with meta_data.csv) for supervised training")
     train_fau.add_argument("--lavdf", help="LAV-DF root (with metadata.json) for supervised training")
+    train_fau.add_argument("--audio-features", choices=["whisper-base", "log-mel"], default="whisper-base",
+                           help="what the model hears: the frozen Whisper-base encoder's features (default) or log-mel")
     _add_threads(train_fau)
     train_fau.set_defaults(handler=run_train_fau)
 
@@ -40,6 +44,12 @@ def add_training_commands(commands) -> None:
     _add_data_source(ridge)
     ridge.add_argument("--out", required=True, help="output .safetensors file")
     ridge.set_defaults(handler=run_fit_ridge)
+
+    whisper = commands.add_parser("fit-whisper-ridge",
+                                  help="fit the generic Whisper-feature ridge baseline on genuine talking clips")
+    _add_data_source(whisper)
+    whisper.add_argument("--out", required=True, help="output .safetensors file")
+    whisper.set_defaults(handler=run_fit_whisper_ridge)
 
     evaluation = commands.add_parser("eval", help="run the evaluation protocol on a manifest")
     evaluation.add_argument("--manifest", help="TSV manifest (default: the avdata corpus's MANIFEST.tsv)")
@@ -124,7 +134,8 @@ def run_pretrain(args) -> int:
     _set_threads(args)
     clips, identities, _ = training_clips(args, _printer("data"))
     pretrain_exam(clips, identities, Path(args.out), steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                  resume=not args.no_resume, time_budget_s=args.time_budget, progress=_printer("pretrain"), **balance)
+                  resume=not args.no_resume, time_budget_s=args.time_budget, progress=_printer("pretrain"),
+                  model_config={"audio_features": args.audio_features}, **balance)
     print(f"\nEXAM base model written to {args.out} ({len(clips)} clips, {len(set(identities))} identities)")
     return 0
 
@@ -136,7 +147,8 @@ def run_train_fau(args) -> int:
     clips, identities, _ = training_clips(args, _printer("data"))
     supervised = _supervised_fau_clips(args)
     train_fau(clips, identities, Path(args.out), steps=args.steps, seed=args.seed, resume=not args.no_resume,
-              time_budget_s=args.time_budget, progress=_printer("train-fau"), supervised=supervised)
+              time_budget_s=args.time_budget, progress=_printer("train-fau"), supervised=supervised,
+              model_config={"audio_features": args.audio_features})
     print(f"\nFauForensics model written to {args.out} ({len(clips)} genuine clips, {len(supervised)} labelled)")
     return 0
 
@@ -159,6 +171,18 @@ def run_fit_ridge(args) -> int:
     clips, identities, _ = training_clips(args, _printer("data"))
     RidgeRatioBaseline.fit_generic(clips).save(Path(args.out))
     print(f"\ngeneric ridge baseline written to {args.out} ({len(clips)} clips)")
+    return 0
+
+
+def run_fit_whisper_ridge(args) -> int:
+    from ..detectors.whisper_ridge import WhisperRidgeBaseline
+
+    out = check_output(args.out)
+    clips, identities, _ = training_clips(args, _printer("data"))
+    baseline = WhisperRidgeBaseline.fit(clips)
+    baseline.info["identities"] = len(set(identities))
+    baseline.save(out)
+    print(f"\nWhisper ridge baseline written to {out} ({len(clips)} clips, {len(set(identities))} identities)")
     return 0
 
 

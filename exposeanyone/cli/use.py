@@ -78,14 +78,14 @@ def run_enroll(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     card = profile.card
-    print(f"enrolled {profile.name!r}: {len(card['references'])} reference clip(s), "
-          f"{card['usable_reference_seconds']:.1f} s usable, saved in {profile_store(args).folder(profile.name)}")
-    for detector, entry in card["detectors"].items():
-        calibration = entry["calibration"]
-        print(f"  {detector}: threshold {calibration['threshold']:.4f} at {calibration['false_alarm_rate']:.0%} "
-              f"false alarms on {len(calibration['genuine_scores'])} held-out genuine windows "
-              f"({entry['enroll_seconds']:.1f} s)")
-    for warning in card.get("warnings", []):
+    print(f"enrolled {profile.name!r}: {len(card.references)} reference clip(s), "
+          f"{card.usable_reference_seconds:.1f} s usable, saved in {profile_store(args).folder(profile.name)}")
+    for detector, entry in card.detectors.items():
+        calibration = entry.calibration
+        print(f"  {detector}: threshold {calibration.threshold:.4f} at {calibration.false_alarm_rate:.0%} "
+              f"false alarms on {len(calibration.genuine_scores)} held-out genuine windows "
+              f"({entry.enroll_seconds:.1f} s)")
+    for warning in card.warnings:
         print(f"  warning: {warning}")
     return 0
 

@@ -5,6 +5,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 from .config import ASSETS_DIR
 from .errors import InputError
@@ -13,12 +14,23 @@ FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6
 FACE_LANDMARKER_ENV = "EXPOSEANYONE_FACE_LANDMARKER"
 
 
-def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+def fingerprint(parts: Iterable[bytes]) -> str:
+    """The one fingerprint of the project: the sha256 (hex) of ``parts`` read in order.
+
+    A profile records the fingerprints of the weights it was made with (the weights file, see
+    :func:`~exposeanyone.detectors.registry.weights_fingerprint`; EXAM's backbone, see
+    :func:`~exposeanyone.detectors.exam.detector.backbone_fingerprint`) and is refused when they change.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
-            digest.update(chunk)
+    for part in parts:
+        digest.update(part)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """The :func:`fingerprint` of a file's bytes."""
+    with open(path, "rb") as handle:
+        return fingerprint(iter(lambda: handle.read(chunk_bytes), b""))
 
 
 @lru_cache(maxsize=2)

@@ -25,34 +25,11 @@ from ..media.audio_features import AudioFeatures
 from ..media.clip import ClipFeatures
 from ..media.track import BLENDSHAPE_NAMES, POSE_NAMES
 from .base import DetectorOutput, PersonModel
-from .windows import SCORING_STRIDE, WINDOW_FRAMES, clip_score, frame_scores_from_windows, window_starts, window_usable
+from .windows import SCORING_STRIDE, WINDOW_FRAMES, usable_windows, window_starts, windowed_output
 
 WINDOW_LENGTH = WINDOW_FRAMES
 """Frames per scored window (4 s at 25 fps), as in EXAM."""
 WINDOW_STRIDE = SCORING_STRIDE
-
-
-def usable_window_mask(clip: ClipFeatures, starts: np.ndarray, length: int = WINDOW_LENGTH) -> np.ndarray:
-    """``(windows,)`` bool: EXAM's rule (:func:`exposeanyone.detectors.exam.data.window_usable`) for each window.
-
-    Shares of face and speech are of the full ``length`` frames, so a clip shorter than a window
-    counts its missing frames as neither face nor speech, exactly as EXAM's padding does.
-    """
-    pad = max(0, int(starts.max(initial=0)) + length - clip.num_frames)
-    face = np.pad(np.asarray(clip.track.valid, bool), (0, pad))
-    speech = np.pad(np.asarray(clip.audio.speech, bool), (0, pad))
-    index = np.asarray(starts, int)[:, None] + np.arange(length)
-    return window_usable(face[index], speech[index])
-
-
-def _windowed_output(detector: str, clip: ClipFeatures, starts: np.ndarray, scores: np.ndarray,
-                     trajectories: dict[str, np.ndarray] | None = None,
-                     extras: dict | None = None) -> DetectorOutput:
-    return DetectorOutput(
-        detector=detector, score=clip_score(scores), window_starts=starts, window_length=WINDOW_LENGTH,
-        window_scores=scores,
-        frame_scores=frame_scores_from_windows(clip.num_frames, starts, WINDOW_LENGTH, scores),
-        trajectories=trajectories or {}, extras=extras or {})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,7 +97,7 @@ class SyncBaseline:
     def score(self, clip: ClipFeatures, person: PersonModel | None = None) -> DetectorOutput:
         """Score ``clip``; ``person`` is ignored."""
         starts = window_starts(clip.num_frames, WINDOW_LENGTH, WINDOW_STRIDE)
-        usable = usable_window_mask(clip, starts)
+        usable = usable_windows(clip.track.valid, clip.audio.speech, starts, WINDOW_LENGTH)
         mouth = clip.track.blendshapes[:, MOUTH_OPENING_CHANNEL].astype(float)
         energy = clip.audio.energy_db.astype(float)
         if len(energy):
@@ -141,7 +118,7 @@ class SyncBaseline:
             "median_best_lag": float(np.median(finite_lags)) if len(finite_lags) else None,
             "mouth_signal": BLENDSHAPE_NAMES[MOUTH_OPENING_CHANNEL],
         }
-        return _windowed_output(self.name, clip, starts, -best_correlation, extras=extras)
+        return windowed_output(self.name, clip.num_frames, starts, WINDOW_LENGTH, -best_correlation, extras=extras)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,7 +335,7 @@ class RidgeRatioBaseline:
         generic = self._require_generic()
         personal, target_scale = _personal_model(person)
         starts = window_starts(clip.num_frames, WINDOW_LENGTH, WINDOW_STRIDE)
-        usable = usable_window_mask(clip, starts)
+        usable = usable_windows(clip.track.valid, clip.audio.speech, starts, WINDOW_LENGTH)
         features = stacked_log_mel(clip.audio)
         observed = clip.track.blendshapes.astype(float)
         personal_prediction = personal.predict(features)
@@ -385,7 +362,8 @@ class RidgeRatioBaseline:
                   "generic_error": json_floats(window_generic),
                   "personal_alpha": float(person.info.get("alpha", float("nan"))),
                   "generic_alpha": generic.alpha}
-        return _windowed_output(self.name, clip, starts, ratios, trajectories, extras)
+        return windowed_output(self.name, clip.num_frames, starts, WINDOW_LENGTH, ratios, trajectories=trajectories,
+                               extras=extras)
 
     def _require_generic(self) -> RidgeModel:
         if self.generic is None:

@@ -18,7 +18,7 @@ from ..core.jsonable import json_floats
 from ..core.progress import ProgressFn, no_progress
 from ..media.clip import ClipFeatures
 from .base import Detector, DetectorOutput, PersonModel
-from .windows import clip_score, frame_scores_from_windows
+from .windows import windowed_output
 
 MIN_SPREAD = 1e-3
 """Floor of a reference spread, so a detector that is constant on the reference does not dominate."""
@@ -55,11 +55,8 @@ class CombinedDetector:
         fau_output = self.fau.score(clip)
         fau_windows = _on_windows(fau_output.frame_scores, exam_output)
         fused = ((exam_output.window_scores - exam_mean) / exam_spread + (fau_windows - fau_mean) / fau_spread) / 2
-        return DetectorOutput(
-            detector=self.name, score=clip_score(fused), window_starts=exam_output.window_starts,
-            window_length=exam_output.window_length, window_scores=fused,
-            frame_scores=frame_scores_from_windows(clip.num_frames, exam_output.window_starts,
-                                                   exam_output.window_length, fused),
+        return windowed_output(
+            self.name, clip.num_frames, exam_output.window_starts, exam_output.window_length, fused,
             trajectories=exam_output.trajectories,
             extras={"exam_window_scores": json_floats(exam_output.window_scores),
                     "fau_window_scores": json_floats(fau_windows)},

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import DetectorOutput
+
 WINDOW_FRAMES = 100
 """Frames per window: 4 s at 25 fps."""
 SCORING_STRIDE = 25
@@ -25,6 +27,18 @@ def window_usable(frame_mask: np.ndarray, speech: np.ndarray) -> np.ndarray:
     return (frame_mask.mean(axis=-1) >= MIN_FACE_RATIO) & (speech.mean(axis=-1) >= MIN_SPEECH_RATIO)
 
 
+def usable_windows(face: np.ndarray, speech: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """``(windows,)`` bool: :func:`window_usable` for the windows of ``length`` frames at ``starts`` of a clip
+    with per-frame ``face`` and ``speech`` masks ``(frames,)``. Frames past the clip's end count as neither
+    face nor speech, exactly as EXAM's padding does."""
+    starts = np.asarray(starts, dtype=int)
+    pad = max(0, int(starts.max(initial=0)) + length - len(face))
+    face = np.pad(np.asarray(face, dtype=bool), (0, pad))
+    speech = np.pad(np.asarray(speech, dtype=bool), (0, pad))
+    index = starts[:, None] + np.arange(length)
+    return window_usable(face[index], speech[index])
+
+
 def window_starts(num_frames: int, length: int, stride: int) -> np.ndarray:
     """First frames of sliding windows covering ``num_frames`` (the last one flush with the end)."""
     if num_frames <= length:
@@ -37,13 +51,18 @@ def window_starts(num_frames: int, length: int, stride: int) -> np.ndarray:
 
 def frame_scores_from_windows(num_frames: int, starts: np.ndarray, length: int,
                               scores: np.ndarray) -> np.ndarray:
-    """Spread window scores over frames: ``(frames,)``, each the mean of the usable windows covering it."""
+    """Spread window values over frames: ``(frames,)``, each the mean over the windows covering it.
+
+    ``scores`` is ``(windows,)``, one value a window, or ``(windows, length)``, one value a frame of each
+    window. A window with any non-finite value is left out.
+    """
     total = np.zeros(num_frames)
     count = np.zeros(num_frames)
     for start, score in zip(starts, scores):
-        if np.isfinite(score):
-            total[start:start + length] += score
-            count[start:start + length] += 1
+        if np.isfinite(score).all():
+            stop = min(start + length, num_frames)
+            total[start:stop] += np.broadcast_to(score, (length,))[:stop - start]
+            count[start:stop] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
@@ -52,3 +71,13 @@ def clip_score(window_scores: np.ndarray) -> float:
     """Mean of the usable (finite) window scores, NaN when there are none."""
     finite = window_scores[np.isfinite(window_scores)]
     return float(finite.mean()) if len(finite) else float("nan")
+
+
+def windowed_output(detector: str, num_frames: int, starts: np.ndarray, length: int, scores: np.ndarray,
+                    **details) -> DetectorOutput:
+    """A detector's output from its window scores ``(windows,)``: the clip score (:func:`clip_score`) and
+    the per-frame curve (:func:`frame_scores_from_windows`) follow the one rule; ``details`` are
+    :class:`DetectorOutput`'s optional fields (trajectories, extras, warnings)."""
+    return DetectorOutput(detector=detector, score=clip_score(scores), window_starts=starts, window_length=length,
+                          window_scores=scores,
+                          frame_scores=frame_scores_from_windows(num_frames, starts, length, scores), **details)

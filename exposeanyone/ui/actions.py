@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..core.assets import exam_base_dir, fau_model_dir, ridge_generic_path
 from ..core.config import Limits, avdata_dir, cache_dir
 from ..core.errors import InputError
 from ..core.jsonable import is_finite, json_float
 from ..core.progress import ProgressFn, no_progress
+from ..detectors import registry
 from ..detectors.base import MIN_GENUINE_WINDOWS
 from ..media.corruptions import CORRUPTIONS, parse_corruption_spec
 from ..media.track import EXPRESSION_NAMES
 from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
-from ..report import LIMITS_NOTE, SCORE_COMPONENTS, ScoreReport
+from ..report import LIMITS_NOTE, ScoreReport
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
@@ -40,7 +40,6 @@ CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
 """Expression channels grouped by face region, the most telling ones first."""
 CHANNELS_SHOWN = 3
 """Channels drawn when a group is picked (more make each row too small to read)."""
-ENROLLING_DETECTORS = ("exam", "ridge")
 MIN_REFERENCE_FACE_RATIO = 0.8
 """A reference clip with the face found in fewer frames than this is probably not clean footage."""
 PAPERS = {
@@ -51,19 +50,25 @@ PAPERS = {
 
 # ------------------------------------------------------------------------------------- detectors
 def available_detectors() -> list[str]:
-    """The detectors whose weights are installed here (``sync`` needs none), best first."""
-    present = {
-        "exam": (exam_base_dir() / "config.json").is_file(),
-        "fau": (fau_model_dir() / "config.json").is_file(),
-        "ridge": ridge_generic_path().is_file(),
-        "sync": True,
-    }
-    return [name for name in ("exam", "fau", "ridge", "sync") if present[name]]
+    """The detectors the app offers whose weights are installed here, best first (see the registry)."""
+    return registry.available_detectors()
 
 
 def enrolling_detectors() -> list[str]:
     """The installed detectors that learn a person (the others need no enrollment)."""
-    return [name for name in available_detectors() if name in ENROLLING_DETECTORS]
+    return [name for name in available_detectors() if registry.spec(name).requires_enrollment]
+
+
+def detectors_info(names: Sequence[str]) -> str:
+    """One line naming what each detector is, e.g. under a detector picker."""
+    return "; ".join(f"{name}: {registry.spec(name).summary}" for name in names) + "."
+
+
+def not_installed(name: str) -> str:
+    """Why a detector the app would show is absent, and how to make its weights."""
+    entry = registry.spec(name)
+    return (f"The {entry.label} model is not installed ({entry.shipped_as}), so there is no second opinion; "
+            f"train it with `exposeanyone {entry.train_command}`.")
 
 
 def default_channels(group: str) -> list[str]:
@@ -221,8 +226,10 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
     """Enroll a person from uploaded reference clips (see :func:`exposeanyone.pipeline.enroll_files`)."""
     detectors = list(detectors or enrolling_detectors()[:1])
     if not detectors:
-        raise InputError("No detector that learns a person is installed: restore assets/exam_base "
-                         "(or train it with `exposeanyone pretrain`).")
+        best = min((entry for entry in registry.REGISTRY.values()
+                    if entry.requires_enrollment and entry.app_rank is not None), key=lambda entry: entry.app_rank)
+        raise InputError(f"No detector that learns a person is installed: restore {best.shipped_as} "
+                         f"(or train it with `exposeanyone {best.train_command}`).")
     videos = [str(v) for v in videos or [] if v]
     return enroll_files(name, videos, store, detectors, limits, cancellable(progress, cancel))
 
@@ -230,23 +237,23 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
 def enrollment_summary(profile: Profile) -> dict:
     """What the enrollment found: usable footage, calibration, and whether to trust it (JSON-ready)."""
     card = profile.card
-    references = card.get("references", [])
-    warnings = list(card.get("warnings", []))
-    for reference in references:
-        if reference.get("face_detected_ratio", 1.0) < MIN_REFERENCE_FACE_RATIO:
-            warnings.append(f"The face was found in only {reference['face_detected_ratio']:.0%} of the frames of "
-                            f"'{reference['name']}': reference footage should show the face all the time.")
+    warnings = list(card.warnings)
+    for reference in card.references:
+        if reference.face_detected_ratio is not None and reference.face_detected_ratio < MIN_REFERENCE_FACE_RATIO:
+            warnings.append(f"The face was found in only {reference.face_detected_ratio:.0%} of the frames of "
+                            f"'{reference.name}': reference footage should show the face all the time.")
     detectors = {}
-    for detector, entry in card.get("detectors", {}).items():
-        calibration = entry.get("calibration", {})
-        genuine = calibration.get("genuine_scores", [])
-        detectors[detector] = {"threshold": json_float(calibration.get("threshold")),
-                               "false_alarm_rate": json_float(calibration.get("false_alarm_rate")),
+    for detector, entry in card.detectors.items():
+        calibration = entry.calibration
+        genuine = calibration.genuine_scores if calibration is not None else []
+        detectors[detector] = {"threshold": json_float(calibration.threshold if calibration else None),
+                               "false_alarm_rate": json_float(calibration.false_alarm_rate if calibration else None),
                                "genuine_windows": len(genuine), "reliable": len(genuine) >= MIN_GENUINE_WINDOWS,
-                               "enroll_seconds": entry.get("enroll_seconds")}
-    usable = float(card.get("usable_reference_seconds", 0.0))
-    return {"name": profile.name, "created": card.get("created"), "usable_reference_seconds": usable,
-            "references": references, "detectors": detectors, "warnings": warnings,
+                               "enroll_seconds": entry.enroll_seconds}
+    usable = float(card.usable_reference_seconds or 0.0)
+    return {"name": profile.name, "created": card.created, "usable_reference_seconds": usable,
+            "references": [reference.to_json() for reference in card.references], "detectors": detectors,
+            "warnings": warnings,
             "trusted": not warnings and usable >= SHORT_REFERENCE_S and all(d["reliable"] for d in detectors.values())}
 
 
@@ -406,7 +413,8 @@ def report_markdown(report: ScoreReport) -> str:
 def _component_rows(report: ScoreReport) -> list[str]:
     """One table row per ingredient of the score the detector reports (mean over scored windows), and
     the audio offset when the detector estimated one."""
-    rows = [f"| {SCORE_COMPONENTS[key][0]} | {_text(value)} | {SCORE_COMPONENTS[key][1]} (mean over windows) |"
+    components = registry.score_components(report.detector)
+    rows = [f"| {components[key][0]} | {_text(value)} | {components[key][1]} (mean over windows) |"
             for key, value in report.component_means().items()]
     offset = report.extras.get("audio_offset")
     if offset:

@@ -309,8 +309,8 @@ def check_loaded_profile(profile) -> None:
         calibration = profile.calibration(detector)
         if calibration:
             Calibration.from_json(calibration)
-        assert isinstance(profile.card["detectors"][detector].get("base_model_sha256", ""), str)
-    assert all(isinstance(w, str) for w in profile.card.get("warnings", []))
+        assert isinstance(profile.card.detectors[detector].fingerprint or "", str)
+    assert all(isinstance(w, str) for w in profile.card.warnings)
 
 
 class ProfileTarget(Target):
