@@ -49,6 +49,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+SPEECH_DIRECTION = np.random.default_rng(99).standard_normal(512)
+"""Where the synthetic speech features move with the envelope (a stand-in for the Whisper encoder's)."""
+
+
 def talking_clip(gain: float, seconds: float = 6.0, seed: int = 0, name: str = "clip",
                  valid: np.ndarray | None = None, silent: bool = False) -> ClipFeatures:
     """A synthetic person talking: every channel follows the speech envelope of the audio with a
@@ -67,8 +71,9 @@ def talking_clip(gain: float, seconds: float = 6.0, seed: int = 0, name: str = "
     track = Track(fps=25.0, blendshapes=expressions[:, :52].astype(np.float32),
                   pose=expressions[:, 52:].astype(np.float32), landmarks=np.zeros((frames, 478, 3), np.float16),
                   mouth=np.zeros((frames, 32, 32), np.uint8), valid=valid, interpolated=np.zeros(frames, bool))
+    encoded = SPEECH_DIRECTION * envelope[:, None] + 0.1 * rng.standard_normal((frames, 512))
     audio = AudioFeatures(mel=mel.astype(np.float32), speech=envelope > 0.3,
-                          energy_db=(20 * envelope - 40).astype(np.float32))
+                          energy_db=(20 * envelope - 40).astype(np.float32), encoded=encoded.astype(np.float32))
     return ClipFeatures(track=track, audio=audio, name=name)
 
 
@@ -183,7 +188,7 @@ def test_every_prediction_type_recovers_the_clean_window(kind):
 def test_short_clips_are_padded_and_masked():
     clip = talking_clip(1.0, seconds=1.0)  # 25 frames
     windows = sliding_windows(clip, window=WINDOW, stride=10)
-    assert windows.expressions.shape == (1, WINDOW, 58) and windows.mel.shape == (1, WINDOW * 4, 80)
+    assert windows.expressions.shape == (1, WINDOW, 58) and windows.audio.shape == (1, WINDOW * 4, 80)
     assert windows.frame_mask[0, :25].all() and not windows.frame_mask[0, 25:].any()
     assert not windows.speech[0, 25:].any()
     assert windows.frame_mask.mean() == 25 / WINDOW  # shares are of the whole window, padding included
@@ -205,9 +210,9 @@ def test_usability_thresholds():
 def test_time_warped_crop_keeps_audio_and_video_aligned():
     arrays = clip_arrays(talking_clip(1.0, seconds=8.0))
     crop = random_window(arrays, np.random.default_rng(0), window=WINDOW, time_warp=0.2)
-    assert crop.expressions.shape == (1, WINDOW, 58) and crop.mel.shape == (1, WINDOW * 4, 80)
+    assert crop.expressions.shape == (1, WINDOW, 58) and crop.audio.shape == (1, WINDOW * 4, 80)
     mouth = crop.expressions[0, :, 25]
-    loudness = crop.mel[0].mean(axis=1).reshape(WINDOW, 4).mean(axis=1)
+    loudness = crop.audio[0].mean(axis=1).reshape(WINDOW, 4).mean(axis=1)
     assert np.corrcoef(mouth, loudness)[0, 1] > 0.8
 
 
@@ -327,11 +332,11 @@ def test_identity_ratio_reads_the_blendshapes_at_its_own_noise_levels(detector_a
     detector, person = detector_and_person
     clip = talking_clip(1.4, 5.0, seed=401)
     extras = detector.score(clip, person).extras
-    windows = sliding_windows(clip_arrays(clip, WINDOW), WINDOW, 10)
-    x0, mel, mask = (torch.from_numpy(a) for a in (windows.expressions, windows.mel, windows.frame_mask))
+    windows = sliding_windows(clip_arrays(clip, WINDOW, detector.model.config.audio_features), WINDOW, 10)
+    x0, audio, mask = (torch.from_numpy(a) for a in (windows.expressions, windows.audio, windows.frame_mask))
     tokens = torch.from_numpy(person.tensors["adapter_tokens"])
     for adapter, key in ((tokens, "error_with"), (None, "error_without")):
-        errors = reconstruction_errors(detector.model, detector.ddpm, x0, mel, adapter, mask,
+        errors = reconstruction_errors(detector.model, detector.ddpm, x0, audio, adapter, mask,
                                        detector.identity_timesteps, detector.noises)
         np.testing.assert_allclose(extras[key], errors[:, :52].mean(-1).double().numpy(), rtol=1e-5)
     assert extras["identity_timesteps"] == [400, 600, 700] and extras["timing_timesteps"] == [600, 700, 800, 900]

@@ -1,8 +1,9 @@
 """The EXAM model's inputs: clips cut into fixed-length windows, and the random training draws.
 
-A window is :data:`WINDOW_FRAMES` frames (4 s) of expressions, the matching log-mel, and a mask of the
-frames where a face is known. Clips shorter than a window are padded at the end with masked frames and
-silent audio. Scoring uses sliding windows; training draws random crops, optionally time-warped.
+A window is :data:`WINDOW_FRAMES` frames (4 s) of expressions, the matching audio features (the
+model's :data:`AUDIO_FEATURES` kind: Whisper encoder features, one row a frame, or log-mel, four rows a
+frame), and a mask of the frames where a face is known. Clips shorter than a window are padded at the
+end with masked frames and silent audio. Scoring uses sliding windows; training draws random crops, optionally time-warped.
 The loss and the score count every frame with a known face, silent or not (how a person moves between
 words is theirs too); speech only decides whether a window is scored at all.
 """
@@ -14,13 +15,31 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...core.config import MEL_PER_FRAME
+from ...core.config import N_MELS
 from ...media.audio_features import LOG_FLOOR
 from ...media.clip import ClipFeatures
 from ..windows import MIN_FACE_RATIO, SCORING_STRIDE, WINDOW_FRAMES, window_starts, window_usable
 
 SILENT_LOG_MEL = float(np.log(LOG_FLOOR))
 """The log-mel value of digital silence, used to pad audio."""
+AUDIO_FEATURES = ("log-mel", "whisper-base")
+"""What an EXAM model may hear: ``clip.audio.mel`` (100 Hz, 80 bins) or ``clip.audio.encoded`` (25 Hz,
+512 Whisper-base dimensions); a model's ``config.audio_features`` names its kind."""
+
+
+def clip_audio(clip: ClipFeatures, kind: str) -> tuple[np.ndarray, float]:
+    """``(frames * rate, channels)`` float32 audio features of ``kind`` and their padding value (silence).
+
+    Whisper features are padded with zeros: the model removes each window's mean anyway, and only clips
+    shorter than a window are padded (on masked frames, which no loss or score reads).
+    """
+    if kind == "log-mel":
+        return np.asarray(clip.audio.mel, dtype=np.float32), SILENT_LOG_MEL
+    if kind != "whisper-base":
+        raise ValueError(f"unknown audio features {kind!r}: use one of {', '.join(AUDIO_FEATURES)}")
+    if clip.audio.encoded is None:
+        raise ValueError(f"'{clip.name}' was analysed without speech features; extract it with speech_features=True")
+    return np.asarray(clip.audio.encoded, dtype=np.float32), 0.0
 
 
 @dataclass(frozen=True)
@@ -29,8 +48,8 @@ class ClipArrays:
 
     expressions: np.ndarray
     """``(frames, 58)`` float32 blendshapes + head pose."""
-    mel: np.ndarray
-    """``(frames * 4, 80)`` float32 log-mel."""
+    audio: np.ndarray
+    """``(frames * rate, channels)`` float32 audio features (``rate`` rows a frame: 1 Whisper, 4 log-mel)."""
     frame_mask: np.ndarray
     """``(frames,)`` bool: a face is known (False on padding)."""
     speech: np.ndarray
@@ -42,6 +61,10 @@ class ClipArrays:
     def num_frames(self) -> int:
         return len(self.frame_mask)
 
+    @property
+    def audio_per_frame(self) -> int:
+        return len(self.audio) // self.num_frames
+
 
 @dataclass(frozen=True)
 class WindowBatch:
@@ -49,8 +72,8 @@ class WindowBatch:
 
     expressions: np.ndarray
     """``(windows, frames, 58)`` float32."""
-    mel: np.ndarray
-    """``(windows, frames * 4, 80)`` float32."""
+    audio: np.ndarray
+    """``(windows, frames * rate, channels)`` float32 audio features (see :class:`ClipArrays`)."""
     frame_mask: np.ndarray
     """``(windows, frames)`` bool."""
     speech: np.ndarray
@@ -67,22 +90,24 @@ class WindowBatch:
         return window_usable(self.frame_mask, self.speech)
 
     def select(self, keep: np.ndarray) -> "WindowBatch":
-        return WindowBatch(self.expressions[keep], self.mel[keep], self.frame_mask[keep],
+        return WindowBatch(self.expressions[keep], self.audio[keep], self.frame_mask[keep],
                            self.speech[keep], self.starts[keep])
 
 
-def clip_arrays(clip: ClipFeatures, window: int = WINDOW_FRAMES) -> ClipArrays:
-    """The model inputs of ``clip``, padded at the end to at least ``window`` frames."""
+def clip_arrays(clip: ClipFeatures, window: int = WINDOW_FRAMES, audio_features: str = "log-mel") -> ClipArrays:
+    """The model inputs of ``clip`` with audio of the kind ``audio_features``, padded at the end to at
+    least ``window`` frames."""
     n = clip.num_frames
     pad = max(0, window - n)
     expressions = np.asarray(clip.track.expressions(), dtype=np.float32)
     mask = np.asarray(clip.track.valid, dtype=bool)
     # frames without a face hold zeros by contract; make sure nothing else leaks from them
     expressions = np.where(mask[:, None], expressions, 0.0).astype(np.float32)
-    mel = np.asarray(clip.audio.mel, dtype=np.float32)
+    audio, silence = clip_audio(clip, audio_features)
+    rate = len(audio) // max(n, 1)
     return ClipArrays(
         expressions=np.pad(expressions, ((0, pad), (0, 0))),
-        mel=np.pad(mel, ((0, pad * MEL_PER_FRAME), (0, 0)), constant_values=SILENT_LOG_MEL),
+        audio=np.pad(audio, ((0, pad * rate), (0, 0)), constant_values=silence),
         frame_mask=np.pad(mask, (0, pad)),
         speech=np.pad(np.asarray(clip.audio.speech, dtype=bool), (0, pad)),
         num_clip_frames=n,
@@ -91,10 +116,11 @@ def clip_arrays(clip: ClipFeatures, window: int = WINDOW_FRAMES) -> ClipArrays:
 
 def _stack(arrays: ClipArrays, starts: np.ndarray, window: int) -> WindowBatch:
     frame_index = starts[:, None] + np.arange(window)
-    mel_index = starts[:, None] * MEL_PER_FRAME + np.arange(window * MEL_PER_FRAME)
+    rate = arrays.audio_per_frame
+    audio_index = starts[:, None] * rate + np.arange(window * rate)
     return WindowBatch(
         expressions=arrays.expressions[frame_index],
-        mel=arrays.mel[mel_index],
+        audio=arrays.audio[audio_index],
         frame_mask=arrays.frame_mask[frame_index],
         speech=arrays.speech[frame_index],
         starts=np.asarray(starts, dtype=int),
@@ -120,7 +146,7 @@ def random_window(arrays: ClipArrays, rng: np.random.Generator, window: int = WI
                   time_warp: float = 0.0) -> WindowBatch:
     """One random crop of ``arrays``, played ``1 +- time_warp`` times faster (uniformly drawn).
 
-    Expressions and mel are warped together, so the audio-visual timing is kept.
+    Expressions and audio are warped together, so the audio-visual timing is kept.
     """
     rate = 1.0 + rng.uniform(-time_warp, time_warp) if time_warp > 0 else 1.0
     source_frames = min(arrays.num_frames, max(2, int(round(window * rate))))
@@ -128,14 +154,14 @@ def random_window(arrays: ClipArrays, rng: np.random.Generator, window: int = WI
     if source_frames == window:
         return _stack(arrays, np.array([start]), window)
     positions = start + np.linspace(0, source_frames - 1, window)
-    mel_positions = start * MEL_PER_FRAME + np.linspace(0, source_frames * MEL_PER_FRAME - 1,
-                                                        window * MEL_PER_FRAME)
+    rate = arrays.audio_per_frame
+    audio_positions = start * rate + np.linspace(0, source_frames * rate - 1, window * rate)
     low = np.floor(positions).astype(int)
     high = np.minimum(low + 1, arrays.num_frames - 1)
     nearest = np.round(positions).astype(int)
     return WindowBatch(
         expressions=_resample_rows(arrays.expressions, positions)[None].astype(np.float32),
-        mel=_resample_rows(arrays.mel, mel_positions)[None].astype(np.float32),
+        audio=_resample_rows(arrays.audio, audio_positions)[None].astype(np.float32),
         # an interpolated frame is known only if both frames it mixes are
         frame_mask=(arrays.frame_mask[low] & arrays.frame_mask[high])[None],
         speech=arrays.speech[nearest][None],
@@ -147,7 +173,7 @@ def concatenate(batches: Sequence[WindowBatch]) -> WindowBatch:
     """Stack several batches into one."""
     return WindowBatch(
         expressions=np.concatenate([b.expressions for b in batches]),
-        mel=np.concatenate([b.mel for b in batches]),
+        audio=np.concatenate([b.audio for b in batches]),
         frame_mask=np.concatenate([b.frame_mask for b in batches]),
         speech=np.concatenate([b.speech for b in batches]),
         starts=np.concatenate([b.starts for b in batches]),
@@ -191,8 +217,11 @@ def warp_frequencies(mel: np.ndarray, factor: float) -> np.ndarray:
     return mel[:, low] * (1 - weight) + mel[:, high] * weight
 
 
-def augment_audio(mel: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
-    """Frequency warp, gain, noise and band dropout on a window's log-mel ``(frames * 4, 80)`` (a new array)."""
+def augment_audio(audio: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
+    """A window's audio features ``(frames * rate, channels)`` changed as another recording would (a new array)."""
+    if audio.shape[1] != N_MELS:
+        return augment_speech_features(audio, rng, augmentation)
+    mel = audio
     floor = mel.min()
     if augmentation.frequency_warp > 0:
         mel = warp_frequencies(mel, 1.0 + rng.uniform(-augmentation.frequency_warp, augmentation.frequency_warp))
@@ -202,6 +231,23 @@ def augment_audio(mel: np.ndarray, rng: np.random.Generator, augmentation: Augme
         width = int(rng.integers(1, augmentation.max_band + 1))
         low = int(rng.integers(0, out.shape[1] - width + 1))
         out[:, low:low + width] = out[:, low:low + width].mean(axis=0, keepdims=True)
+    return out.astype(np.float32)
+
+
+def augment_speech_features(features: np.ndarray, rng: np.random.Generator,
+                            augmentation: Augmentation) -> np.ndarray:
+    """Noise and channel dropout on a window's Whisper features ``(frames, 512)`` (a new array).
+
+    The noise's spread is ``mel_noise`` times the window's (the features have no natural unit); with
+    probability ``band_drop_probability`` up to ``max_band`` per cent of the channels are held at their
+    window mean. Gain and frequency warp have no meaning for these features.
+    """
+    scale = float(features.std()) or 1.0
+    out = features + rng.normal(0.0, augmentation.mel_noise * scale, size=features.shape).astype(np.float32)
+    if augmentation.max_band > 0 and rng.random() < augmentation.band_drop_probability:
+        count = int(rng.integers(1, augmentation.max_band * features.shape[1] // 100 + 2))
+        dropped = rng.choice(features.shape[1], size=count, replace=False)
+        out[:, dropped] = out[:, dropped].mean(axis=0, keepdims=True)
     return out.astype(np.float32)
 
 
@@ -243,13 +289,13 @@ def draw_windows(clips: Sequence[ClipArrays], rng: np.random.Generator, count: i
             drawn = random_window(clips[index], rng, window, time_warp=warp)
             if drawn.frame_mask.mean() >= MIN_FACE_RATIO:
                 break
-        mel = augment_audio(drawn.mel[0], rng, augmentation)[None]
-        windows.append(WindowBatch(drawn.expressions, mel, drawn.frame_mask, drawn.speech, drawn.starts))
+        audio = augment_audio(drawn.audio[0], rng, augmentation)[None]
+        windows.append(WindowBatch(drawn.expressions, audio, drawn.frame_mask, drawn.speech, drawn.starts))
     return concatenate(windows), clip_index
 
 
 def window_tensors(batch: WindowBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The batch's expressions ``(windows, frames, 58)``, log-mel ``(windows, frames * 4, 80)`` and face mask
+    """The batch's expressions ``(windows, frames, 58)``, audio ``(windows, frames * rate, channels)`` and face mask
     ``(windows, frames)`` as tensors on ``device``."""
-    return (torch.from_numpy(batch.expressions).to(device), torch.from_numpy(batch.mel).to(device),
+    return (torch.from_numpy(batch.expressions).to(device), torch.from_numpy(batch.audio).to(device),
             torch.from_numpy(batch.frame_mask).to(device))

@@ -21,7 +21,6 @@ that effect directly.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ...core.assets import fingerprint
 from ...core.config import torch_device
 from ...core.errors import InputError, ProfileError
 from ...core.jsonable import json_floats
@@ -37,7 +37,7 @@ from ...media.clip import ClipFeatures
 from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
 from ..audio_reference import reference_shifts, shifted_audio
 from ..base import DetectorOutput, PersonModel
-from ..windows import SCORING_STRIDE, WINDOW_FRAMES, clip_score, frame_scores_from_windows, window_starts
+from ..windows import SCORING_STRIDE, WINDOW_FRAMES, window_starts, windowed_output
 from .data import ClipArrays, WindowBatch, clip_arrays, sliding_windows
 from .diffusion import reconstruction_errors, sample, schedulers_for
 from .model import ExamDenoiser
@@ -161,6 +161,10 @@ class ExamDetector:
             raise ProfileError("This profile was enrolled with another EXAM model; enroll the person again.")
         return torch.as_tensor(np.asarray(tokens, dtype=np.float32), device=self.model.device)
 
+    def _arrays(self, clip: ClipFeatures) -> ClipArrays:
+        """``clip``'s model inputs, with the audio features this model was trained on."""
+        return clip_arrays(clip, self.window, self.model.config.audio_features)
+
     # ------------------------------------------------------------------------------------------ score
     def score(self, clip: ClipFeatures, person: PersonModel | None = None) -> DetectorOutput:
         """Score ``clip`` against ``person``'s tokens.
@@ -172,7 +176,7 @@ class ExamDetector:
             both ratios and the errors behind them for every window.
         """
         adapter = self._adapter(person)
-        arrays = clip_arrays(clip, self.window)
+        arrays = self._arrays(clip)
         windows = sliding_windows(arrays, self.window, self.stride)
         usable = windows.usable
         shifts = reference_shifts(clip.num_frames)
@@ -189,13 +193,8 @@ class ExamDetector:
         trajectories = {"observed": observed}
         if self.generation_steps > 0:
             trajectories["generated"] = self.generate(arrays, adapter)
-        return DetectorOutput(
-            detector=self.name,
-            score=clip_score(window_scores),
-            window_starts=windows.starts,
-            window_length=self.window,
-            window_scores=window_scores,
-            frame_scores=frame_scores_from_windows(clip.num_frames, windows.starts, self.window, window_scores),
+        return windowed_output(
+            self.name, clip.num_frames, windows.starts, self.window, window_scores,
             trajectories=trajectories,
             extras={
                 "identity_ratio": json_floats(identity_ratio),
@@ -217,27 +216,27 @@ class ExamDetector:
         draws), so each ratio compares like with like.
         """
         chosen = windows.select(usable)
-        moved_mel = [sliding_windows(clip_arrays(shifted_audio(clip, shift), self.window), self.window,
-                                     self.stride).mel[usable] for shift in shifts]
+        moved_audio = [sliding_windows(self._arrays(shifted_audio(clip, shift)), self.window,
+                                       self.stride).audio[usable] for shift in shifts]
         null = self.model.null_adapter.detach()
         # rows: [person] [null], both with the clip's own audio
-        identity = self._errors(chosen, [chosen.mel] * 2, [adapter, null], self.identity_timesteps)
+        identity = self._errors(chosen, [chosen.audio] * 2, [adapter, null], self.identity_timesteps)
         # rows: [own audio] [moved audio 1] ... [moved audio k], all with the person's tokens
-        timing = self._errors(chosen, [chosen.mel, *moved_mel], [adapter] * (1 + len(shifts)), self.timing_timesteps)
+        timing = self._errors(chosen, [chosen.audio, *moved_audio], [adapter] * (1 + len(shifts)), self.timing_timesteps)
         identity = identity[..., list(IDENTITY_CHANNELS)].mean(axis=-1)
         speech = timing[..., list(SPEECH_CHANNELS)].mean(axis=-1)
         return {"error_with": identity[0], "error_without": identity[1],
                 "speech_error": speech[0], "speech_error_moved": speech[1:].mean(axis=0)}
 
-    def _errors(self, windows: WindowBatch, mels: list[np.ndarray], adapters: list[torch.Tensor],
+    def _errors(self, windows: WindowBatch, audios: list[np.ndarray], adapters: list[torch.Tensor],
                 timesteps: torch.Tensor) -> np.ndarray:
-        """``(len(mels), windows, 58)`` per-channel errors of ``windows`` reconstructed with each
-        ``(mel, adapter)`` pair in one batch."""
-        device, n, copies = self.model.device, len(windows.mel), len(mels)
+        """``(len(audios), windows, 58)`` per-channel errors of ``windows`` reconstructed with each
+        ``(audio, adapter)`` pair in one batch."""
+        device, n, copies = self.model.device, len(windows.audio), len(audios)
         tokens = torch.cat([adapter.expand(n, -1, -1) for adapter in adapters])
         errors = reconstruction_errors(
             self.model, self.ddpm, torch.from_numpy(windows.expressions).to(device).repeat(copies, 1, 1),
-            torch.from_numpy(np.concatenate(mels)).to(device), tokens,
+            torch.from_numpy(np.concatenate(audios)).to(device), tokens,
             torch.from_numpy(windows.frame_mask).to(device).repeat(copies, 1), timesteps, self.noises)
         return errors.cpu().double().numpy().reshape(copies, n, -1)
 
@@ -247,13 +246,13 @@ class ExamDetector:
         Non-overlapping windows (the last one flush with the end) are sampled with DDIM from a fixed
         seed and put end to end; each window is placed at the observed window's mean level.
         """
-        arrays = clip if isinstance(clip, ClipArrays) else clip_arrays(clip, self.window)
+        arrays = clip if isinstance(clip, ClipArrays) else self._arrays(clip)
         starts = window_starts(arrays.num_clip_frames, self.window, self.window)
         windows = sliding_windows(arrays, self.window, self.window)
         device = self.model.device
         x0 = torch.from_numpy(windows.expressions).to(device)
         mask = torch.from_numpy(windows.frame_mask).to(device)
-        generated = sample(self.model, self.ddim, torch.from_numpy(windows.mel).to(device), adapter,
+        generated = sample(self.model, self.ddim, torch.from_numpy(windows.audio).to(device), adapter,
                            steps=self.generation_steps, generator=torch.Generator().manual_seed(self.seed),
                            offset=self.model.window_offset(x0, mask)).cpu().numpy()
         out = np.full((max(arrays.num_clip_frames, self.window), generated.shape[-1]), np.nan, np.float32)
@@ -263,10 +262,16 @@ class ExamDetector:
 
 
 def backbone_fingerprint(model: ExamDenoiser) -> str:
-    """A short hash of the model's config and weights: a profile only fits the backbone it was made with."""
+    """A short :func:`~exposeanyone.core.assets.fingerprint` of the model's config and weights, kept in the
+    person's ``info`` as ``backbone``: a profile only fits the backbone it was made with, also when the detector
+    was built from a model in memory (tests, ``benchmarks/validation.py``) rather than from the registry's
+    weights file, whose fingerprint the card keeps (:func:`~exposeanyone.detectors.registry.profile_fingerprint`)."""
     settings = {key: value for key, value in dict(model.config).items() if not key.startswith("_")}
-    digest = hashlib.sha256(repr(sorted(settings.items())).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+
+    def parts():
+        yield repr(sorted(settings.items())).encode()
+        for name, tensor in sorted(model.state_dict().items()):
+            yield name.encode()
+            yield tensor.detach().cpu().contiguous().numpy().tobytes()
+
+    return fingerprint(parts())[:16]

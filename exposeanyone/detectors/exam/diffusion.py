@@ -2,7 +2,7 @@
 
 The network never sees a scheduler: these functions own the noise schedule (diffusers ``DDPMScheduler``
 for training and scoring, ``DDIMScheduler`` built from its config for sampling). Every function takes
-*raw* expressions ``(batch, frames, 58)`` and raw log-mel ``(batch, frames * 4, 80)`` and normalises
+*raw* expressions ``(batch, frames, 58)`` and raw audio features ``(batch, frames * mel_per_frame, n_mels)`` and normalises
 them with the model's stored statistics, so callers never handle normalised data.
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def training_loss(
 
     Args:
         x0: ``(batch, frames, 58)`` raw expressions.
-        audio: ``(batch, frames * 4, 80)`` raw log-mel.
+        audio: ``(batch, frames * mel_per_frame, n_mels)`` raw audio features.
         adapter: ``(batch, n_tokens, width)``, ``(n_tokens, width)`` or ``None`` (null adapter).
         frame_mask: ``(batch, frames)`` bool, True where a face is known.
         generator: draws the timesteps and the noise (on the CPU, so runs are reproducible anywhere).
@@ -137,7 +137,7 @@ def reconstruction_errors(
 
     Args:
         x0: ``(batch, frames, 58)`` raw expressions.
-        audio: ``(batch, frames * 4, 80)`` raw log-mel.
+        audio: ``(batch, frames * mel_per_frame, n_mels)`` raw audio features.
         adapter: ``(n_tokens, width)``, ``(batch, n_tokens, width)`` or ``None`` (null adapter).
         frame_mask: ``(batch, frames)`` bool.
         timesteps: ``(n_timesteps,)`` long.
@@ -184,7 +184,7 @@ def sample(
     """Generate expressions for the given audio with DDIM (deterministic, eta = 0).
 
     Args:
-        audio: ``(batch, frames * 4, 80)`` raw log-mel.
+        audio: ``(batch, frames * mel_per_frame, n_mels)`` raw audio features.
         adapter: ``(n_tokens, width)``, ``(batch, n_tokens, width)`` or ``None`` (the generic model).
         steps: DDIM steps.
         generator: draws the starting noise (on the CPU).

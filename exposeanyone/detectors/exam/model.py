@@ -1,7 +1,8 @@
 """EXAM: a small audio-to-expression diffusion transformer with identity adapter tokens.
 
 The network denoises a window of expression coefficients (52 MediaPipe blendshapes + 6 head-pose
-values per frame) conditioned on the log-mel audio of the same window, on the diffusion timestep, and
+values per frame) conditioned on the audio features of the same window (``config.audio_features``:
+frozen Whisper-base encoder features, or log-mel), on the diffusion timestep, and
 on a person's *adapter tokens*. A learned set of null tokens stands for "no identity", so one backbone
 is both the generic model and, with a person's tokens, that person's model; the detector compares the
 two (see :mod:`exposeanyone.detectors.exam.detector`).
@@ -24,8 +25,9 @@ Design decisions (kept here because the saved weights depend on them):
   else (their resting levels lay far outside what it had seen), and they let a person's tokens win
   on static looks alone, identically for genuine and dubbed clips. ``center_blendshapes=False``
   centres only the head pose.
-* **Audio is mean-normalised per window and per mel bin** (cepstral-mean style) before the stored
-  per-bin scale: loudness and microphone colouring change between recordings, not between people.
+* **Audio is mean-normalised per window and per channel** (cepstral-mean style on log-mel) before the
+  stored per-channel scale: loudness and microphone colouring change between recordings, not between
+  people.
 * **Normalisation statistics are buffers**, so ``save_pretrained`` / ``from_pretrained`` carry them.
 * **Two frames per token** (80 ms, shorter than a viseme), as DiT patches images: it halves the cost of
   every pass, which on a CPU decides how many noise draws a clip can be scored with; the output layer
@@ -62,7 +64,7 @@ class ExamDenoiserOutput(BaseOutput):
 
 
 class _AudioEncoder(nn.Module):
-    """Log-mel at ``mel_per_token`` x the token rate to one feature per token.
+    """Audio features at ``mel_per_token`` x the token rate to one feature per token.
 
     Two residual 5-tap convolutions at the token rate give every token +-4 tokens (+-320 ms) of audio
     context, so a constant audio/video offset of a frame or two still finds the matching sound.
@@ -75,7 +77,7 @@ class _AudioEncoder(nn.Module):
         self.context = nn.ModuleList(nn.Conv1d(width, width, kernel_size=5, padding=2) for _ in range(2))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """``(batch, tokens * mel_per_token, n_mels)`` normalised mel -> ``(batch, tokens, width)``."""
+        """``(batch, tokens * mel_per_token, n_mels)`` normalised audio -> ``(batch, tokens, width)``."""
         hidden = F.gelu(self.mel_conv(mel.transpose(1, 2)))
         hidden = self.to_tokens(hidden)
         for conv in self.context:
@@ -122,8 +124,8 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
 
     Args:
         n_channels: expression channels per frame (52 blendshapes + 6 head pose).
-        n_mels: mel bins of the audio features.
-        mel_per_frame: mel frames per video frame (100 Hz audio features, 25 fps video).
+        n_mels: channels of the audio features (80 log-mel bins; 512 Whisper-base dimensions).
+        mel_per_frame: audio feature rows per video frame (4 for 100 Hz log-mel, 1 for Whisper at 25 Hz).
         window: frames per window; the longest sequence the positional embedding covers.
         frames_per_token: consecutive frames read and predicted by one transformer token.
         width: transformer width, also the size of each adapter token.
@@ -135,6 +137,8 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
         center_blendshapes: remove each window's mean from the blendshapes too, not only from the pose.
         prediction_type: what the network outputs: ``"sample"`` (x0), ``"epsilon"`` or ``"v_prediction"``;
             the diffusion utilities build their schedulers from it.
+        audio_features: which features the network hears, ``"whisper-base"`` (``clip.audio.encoded``)
+            or ``"log-mel"`` (``clip.audio.mel``); see :func:`~exposeanyone.detectors.exam.data.clip_audio`.
     """
 
     @register_to_config
@@ -153,6 +157,7 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
         dropout: float = 0.1,
         prediction_type: str = "v_prediction",
         center_blendshapes: bool = True,
+        audio_features: str = "log-mel",
     ):
         super().__init__()
         if window % frames_per_token:
@@ -230,15 +235,16 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
         return expressions
 
     def normalize_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """Raw log-mel ``(batch, frames * 4, 80)`` -> per-window mean removed, scaled per bin."""
+        """Raw audio features ``(batch, frames * mel_per_frame, n_mels)`` -> per-window mean removed,
+        scaled per channel."""
         return (mel - mel.mean(dim=1, keepdim=True)) / self.mel_std
 
     # ----------------------------------------------------------------------------- network
     def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Raw log-mel ``(batch, frames * mel_per_frame, n_mels)`` -> ``(batch, frames / frames_per_token, width)``."""
+        """Raw audio ``(batch, frames * mel_per_frame, n_mels)`` -> ``(batch, frames / frames_per_token, width)``."""
         per_token = self.config.mel_per_frame * self.config.frames_per_token
         if audio.shape[1] % per_token:
-            raise ValueError(f"audio has {audio.shape[1]} mel frames, not a multiple of {per_token}")
+            raise ValueError(f"audio has {audio.shape[1]} rows, not a multiple of {per_token}")
         return self.audio_encoder(self.normalize_audio(audio))
 
     def expand_adapter(self, adapter_tokens: torch.Tensor | None, batch: int) -> torch.Tensor:
@@ -270,7 +276,7 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
             sample: ``(batch, frames, n_channels)`` noisy *normalised* expressions, ``frames <= window``
                 and a multiple of ``frames_per_token``.
             timestep: ``(batch,)`` or a scalar diffusion timestep.
-            audio: ``(batch, frames * mel_per_frame, n_mels)`` *raw* log-mel (normalised here).
+            audio: ``(batch, frames * mel_per_frame, n_mels)`` *raw* audio features (normalised here).
             adapter_tokens: ``(batch, n_tokens, width)``, ``(n_tokens, width)`` or ``None`` for the
                 null ("no identity") adapter.
             frame_mask: optional ``(batch, frames)`` bool, False where no face is known; tokens with

@@ -55,7 +55,7 @@ def personalize(
         ``(n_tokens, width)`` float32 adapter tokens (on the CPU).
     """
     window = model.config.window
-    arrays = [clip_arrays(c, window) for c in clips]
+    arrays = [clip_arrays(c, window, model.config.audio_features) for c in clips]
     if not any(a.frame_mask.sum() >= MIN_FACE_RATIO * window for a in arrays):
         raise NoFaceError("The reference clips need at least one stretch of 2 s with a visible face.")
     rng = np.random.default_rng(seed)

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ...core.config import MEL_PER_FRAME
+from ...core.config import MEL_PER_FRAME, N_MELS
 from ...core.errors import NoFaceError
 from ...core.progress import ProgressFn, no_progress
 from ...core.storage import atomic_write_text, replace_directory
 from ...media.clip import ClipFeatures
+from ...media.speech import SPEECH_FEATURES
 from ..windows import MIN_FACE_RATIO, WINDOW_FRAMES
 from .data import (
     PRETRAIN_AUGMENTATION,
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 NULL_ADAPTER_PROBABILITY = 0.5
 """Share of pre-training windows seen with the null tokens instead of their identity's tokens."""
+DEFAULT_AUDIO_FEATURES = "whisper-base"
+"""What a newly pre-trained model hears: the frozen speech encoder's features (see the model card for the
+measurement that replaced log-mel)."""
 IDENTITY_BALANCE = 0.5
 """Pre-training draws each identity in proportion to (its footage) ** this: 1 is proportional to
 footage, 0 is every identity equally often. The few minor speakers are what keeps the model from
@@ -70,9 +74,9 @@ def normalization_statistics(model: ExamDenoiser, clips: Sequence[ClipArrays], i
     Equal weights describe a typical speaker rather than the one who dominates the footage (a lab
     speaker who barely moves made every other face look 2-6 standard deviations wide).
 
-    Returns ``(expression_mean (58,), expression_std (58,), mel_std (80,))``: of the window-relative
-    expressions (:meth:`ExamDenoiser.relative_expressions`) and of the log-mel with each window's
-    per-bin mean removed.
+    Returns ``(expression_mean (58,), expression_std (58,), audio_std (channels,))``: of the window-relative
+    expressions (:meth:`ExamDenoiser.relative_expressions`) and of the audio features with each window's
+    per-channel mean removed.
     """
     moments = []
     for identity in sorted(set(identities)):
@@ -84,7 +88,7 @@ def normalization_statistics(model: ExamDenoiser, clips: Sequence[ClipArrays], i
         values = relative[batch.frame_mask].astype(np.float64)
         if len(values) < 2:
             continue
-        mel = (batch.mel - batch.mel.mean(axis=1, keepdims=True)).reshape(-1, batch.mel.shape[-1])
+        mel = (batch.audio - batch.audio.mean(axis=1, keepdims=True)).reshape(-1, batch.audio.shape[-1])
         moments.append((values.mean(0), (values ** 2).mean(0), (mel.astype(np.float64) ** 2).mean(0)))
     if not moments:
         raise NoFaceError("The training clips contain almost no frames with a face.")
@@ -125,7 +129,8 @@ def _split_for_validation(clips: Sequence[ClipArrays], identities: Sequence[str]
 
 
 def _frames(clip: ClipArrays, start: int, stop: int) -> ClipArrays:
-    return ClipArrays(clip.expressions[start:stop], clip.mel[start * MEL_PER_FRAME: stop * MEL_PER_FRAME],
+    rate = clip.audio_per_frame
+    return ClipArrays(clip.expressions[start:stop], clip.audio[start * rate: stop * rate],
                       clip.frame_mask[start:stop], clip.speech[start:stop], stop - start)
 
 
@@ -263,8 +268,9 @@ def _run_pretraining(clips, identities, out_dir: Path, *, steps, batch_size, lr,
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     names = sorted(set(identities))
-    window = (model_config or {}).get("window", WINDOW_FRAMES)
-    arrays = [clip_arrays(c, window) for c in clips]
+    model_config = model_config_for((model_config or {}).get("audio_features", DEFAULT_AUDIO_FEATURES), model_config)
+    window = model_config.get("window", WINDOW_FRAMES)
+    arrays = [clip_arrays(c, window, model_config["audio_features"]) for c in clips]
     rng = np.random.default_rng(seed)
     train_clips, train_ids, val_clips, val_ids = _split_for_validation(arrays, list(identities), rng, window)
     validation = _Validation.build(val_clips, val_ids, seed, window)
@@ -366,6 +372,16 @@ class _RunState:
     elapsed_s: float = 0.0
     optimizer_tensors: dict | None = None
     optimizer_groups: list | None = None
+
+
+def model_config_for(audio_features: str, overrides: dict | None = None) -> dict:
+    """:class:`ExamDenoiser` keyword arguments for a model that hears ``audio_features`` (its audio input
+    width and rate follow from the kind), updated with ``overrides``."""
+    shape = {"whisper-base": {"n_mels": SPEECH_FEATURES, "mel_per_frame": 1},
+             "log-mel": {"n_mels": N_MELS, "mel_per_frame": MEL_PER_FRAME}}
+    if audio_features not in shape:
+        raise ValueError(f"unknown audio features {audio_features!r}: use one of {', '.join(shape)}")
+    return {"audio_features": audio_features, **shape[audio_features], **(overrides or {})}
 
 
 def _fresh_start(train_clips: Sequence[ClipArrays], train_ids: Sequence[int], n_identities: int,
