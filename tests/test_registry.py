@@ -7,13 +7,14 @@ from exposeanyone.detectors.baselines import RidgeRatioBaseline, SyncBaseline
 from exposeanyone.detectors.combined import CombinedDetector
 from exposeanyone.detectors.exam.detector import ExamDetector
 from exposeanyone.detectors.fau.detector import FauDetector
+from exposeanyone.detectors.whisper_ridge import WhisperRidgeBaseline
 
 CLASSES = {"exam": ExamDetector, "fau": FauDetector, "combined": CombinedDetector, "sync": SyncBaseline,
-           "ridge": RidgeRatioBaseline}
+           "ridge": RidgeRatioBaseline, "whisper-ridge": WhisperRidgeBaseline}
 
 
 def test_every_detector_has_one_complete_entry():
-    assert registry.detector_names() == ("exam", "fau", "combined", "sync", "ridge")
+    assert registry.detector_names() == ("exam", "fau", "combined", "sync", "ridge", "whisper-ridge")
     for name, cls in CLASSES.items():
         entry = registry.spec(name)
         assert entry.name == cls.name == name and entry.requires_enrollment == cls.requires_enrollment
@@ -24,7 +25,7 @@ def test_every_detector_has_one_complete_entry():
 
 def test_an_unknown_detector_is_refused_in_one_sentence():
     with pytest.raises(InputError, match=r"^Unknown detector 'bogus'; choose one of exam, fau, combined, sync, "
-                                         r"ridge\.$"):
+                                         r"ridge, whisper-ridge\.$"):
         registry.spec("bogus")
     with pytest.raises(InputError, match="Unknown detector"):
         registry.load_detector("bogus")

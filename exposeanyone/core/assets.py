@@ -65,3 +65,8 @@ def fau_model_dir() -> Path:
 def ridge_generic_path() -> Path:
     """The shipped generic ridge baseline (one safetensors file with JSON metadata)."""
     return ASSETS_DIR / "baselines" / "ridge_generic.safetensors"
+
+
+def whisper_ridge_path() -> Path:
+    """The shipped generic Whisper-feature ridge baseline (one safetensors file with JSON metadata)."""
+    return ASSETS_DIR / "baselines" / "whisper_ridge.safetensors"

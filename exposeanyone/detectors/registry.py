@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from ..core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path
+from ..core.assets import exam_base_dir, fau_model_dir, file_sha256, ridge_generic_path, whisper_ridge_path
 from ..core.errors import InputError
 from .base import Detector
 
@@ -90,6 +90,12 @@ def _ridge(path: Path | None) -> Detector:
     return RidgeRatioBaseline.load(path)
 
 
+def _whisper_ridge(path: Path | None) -> Detector:
+    from .whisper_ridge import WhisperRidgeBaseline
+
+    return WhisperRidgeBaseline.load(path)
+
+
 REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in (
     DetectorSpec(
         name="exam", label="EXAM", summary="the ExposeAnyone model", load=_exam, requires_enrollment=True,
@@ -143,6 +149,20 @@ REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in (
         shipped_as="assets/baselines/ridge_generic.safetensors", train_command="fit-ridge", app_rank=2,
         explanation=("The score is a personal linear audio-to-expression model's error divided by a generic one's "
                      "(a simple baseline of the EXAM idea).")),
+    DetectorSpec(
+        name="whisper-ridge", label="Whisper timing baseline",
+        summary="a generic linear map from speech features (no enrollment)", load=_whisper_ridge,
+        requires_enrollment=False, weights=whisper_ridge_path, weights_what="Whisper ridge baseline",
+        shipped_as="assets/baselines/whisper_ridge.safetensors", train_command="fit-whisper-ridge", app_rank=4,
+        explanation=("The score is the mouth error of a generic linear map from the Whisper encoder's speech features "
+                     "to the face, with the clip's own sound divided by the same error with the sound moved by "
+                     "1.4-2 s (below 1: the face follows its own sound). Nothing is learned about the person: it is "
+                     "the bar the personalised models must beat."),
+        components=(
+            ("mouth_error", "mouth error, own sound", "how far the mouth is from what the generic map predicts "
+                                                      "from the clip's own sound"),
+            ("mouth_error_moved", "mouth error, moved sound", "the same with the sound moved by 1.4-2 s"),
+        )),
 )}
 
 
