@@ -63,6 +63,8 @@ windows costs about 0.09 CPU-s. Chosen with the learning rate on reference foota
 rate of 0.03 the tokens were under-trained (identity swap 0.72, dubbing 0.78 mean per person); 6 steps
 per second at 0.1 gave 0.88 and 0.82. Longer reference is capped, so that enrollment, which
 personalises three times (two calibration folds and the final fit), stays within 1.5 s per second."""
+GENERATION_SAMPLES = 1
+"""DDIM samples averaged into the plotted trajectory (see :meth:`ExamDetector.generate`)."""
 MIN_PERSONALIZE_STEPS = 40
 MAX_PERSONALIZE_STEPS = 150
 
@@ -79,6 +81,7 @@ class ExamDetector:
         stride: frames between scored windows.
         seed: fixes the noise draws (so a clip always gets the same score) and personalisation.
         generation_steps: DDIM steps for the generated trajectory shown in plots; 0 skips it.
+        generation_samples: DDIM samples (from consecutive seeds) averaged into that trajectory.
         personalize_lr: Adam learning rate of the adapter tokens.
         personalize_steps_per_second: token-fitting steps per second of usable reference footage.
     """
@@ -89,7 +92,8 @@ class ExamDetector:
     def __init__(self, model: ExamDenoiser, *, identity_timesteps: Sequence[int] = IDENTITY_TIMESTEPS,
                  timing_timesteps: Sequence[int] = TIMING_TIMESTEPS, n_noises: int = 2,
                  window: int = WINDOW_FRAMES, stride: int = SCORING_STRIDE, seed: int = 0,
-                 generation_steps: int = 10, personalize_lr: float = PERSONALIZE_LR,
+                 generation_steps: int = 10, generation_samples: int = GENERATION_SAMPLES,
+                 personalize_lr: float = PERSONALIZE_LR,
                  personalize_steps_per_second: float = PERSONALIZE_STEPS_PER_SECOND):
         if window > model.config.window or window % model.config.frames_per_token:
             raise ValueError(f"the model reads windows of at most {model.config.window} frames, "
@@ -97,7 +101,7 @@ class ExamDetector:
         self.model = model.eval()
         self.ddpm, self.ddim = schedulers_for(model)
         self.window, self.stride, self.seed = window, stride, seed
-        self.generation_steps = generation_steps
+        self.generation_steps, self.generation_samples = generation_steps, max(1, generation_samples)
         self.personalize_lr = personalize_lr
         self.personalize_steps_per_second = personalize_steps_per_second
         self.identity_timesteps = torch.tensor(identity_timesteps, dtype=torch.long)
@@ -243,8 +247,9 @@ class ExamDetector:
     def generate(self, clip: ClipFeatures | ClipArrays, adapter: torch.Tensor | None) -> np.ndarray:
         """What the person's model makes of the clip's audio: ``(frames, 58)`` raw expressions.
 
-        Non-overlapping windows (the last one flush with the end) are sampled with DDIM from a fixed
-        seed and put end to end; each window is placed at the observed window's mean level.
+        Non-overlapping windows (the last one flush with the end) are sampled with DDIM from fixed
+        seeds, :attr:`generation_samples` times, averaged, and put end to end; each window is placed at the
+        observed window's mean level.
         """
         arrays = clip if isinstance(clip, ClipArrays) else self._arrays(clip)
         starts = window_starts(arrays.num_clip_frames, self.window, self.window)
@@ -252,9 +257,11 @@ class ExamDetector:
         device = self.model.device
         x0 = torch.from_numpy(windows.expressions).to(device)
         mask = torch.from_numpy(windows.frame_mask).to(device)
-        generated = sample(self.model, self.ddim, torch.from_numpy(windows.audio).to(device), adapter,
-                           steps=self.generation_steps, generator=torch.Generator().manual_seed(self.seed),
-                           offset=self.model.window_offset(x0, mask)).cpu().numpy()
+        audio, offset = torch.from_numpy(windows.audio).to(device), self.model.window_offset(x0, mask)
+        generated = np.mean([
+            sample(self.model, self.ddim, audio, adapter, steps=self.generation_steps,
+                   generator=torch.Generator().manual_seed(self.seed + k), offset=offset).cpu().numpy()
+            for k in range(self.generation_samples)], axis=0)
         out = np.full((max(arrays.num_clip_frames, self.window), generated.shape[-1]), np.nan, np.float32)
         for start, window in zip(reversed(starts), reversed(generated)):
             out[start:start + self.window] = window  # earlier windows win where the last one overlaps
