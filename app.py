@@ -10,12 +10,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from exposeanyone.core.config import Limits, avdata_dir, cache_dir, profiles_dir
+from exposeanyone.core.config import Limits, avdata_dir, profiles_dir
 from exposeanyone.core.errors import InputError
 from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.profiles import ProfileStore
 from exposeanyone.ui import actions as ui
 from exposeanyone.ui import plots
+from exposeanyone.ui.session import ProfileStores, shared_deployment
 
 try:  # ZeroGPU Spaces: the heavy handlers get a GPU while they run
     import spaces
@@ -37,6 +38,8 @@ INTRO = """# ExposeAnyone
 **Is this talking-head video really them?** Enroll a person from a few genuine clips of them speaking, then
 check any clip that claims to show them. The app tells you whether the face moves the way *this person*
 moves to *this audio*, and shows why."""
+SHARED_NOTE = ("**Your profiles are private to this tab**: other visitors cannot see or change them, and they are "
+               "deleted when you close it. Download a profile's archive to keep it, and upload it again next time.")
 
 
 def about_markdown() -> str:
@@ -94,16 +97,20 @@ def _progress_fn(progress: gr.Progress):
     return lambda fraction, message: progress(min(1.0, max(0.0, fraction)), desc=message)
 
 
-def _profile_choices(store: ProfileStore, value: str | None = None):
-    names = store.names()
+def _profile_choices(names: list[str], value: str | None = None):
     return gr.update(choices=names, value=value if value in names else (names[0] if names else None))
 
 
 def build_demo(store: ProfileStore | None = None, examples: bool = True,
-               session_files: ui.SessionFiles | None = None) -> gr.Blocks:
-    """The app. ``store`` defaults to the user's profiles folder; ``examples=False`` skips making example clips."""
-    store = store or ProfileStore(profiles_dir())
+               session_files: ui.SessionFiles | None = None, shared: bool | None = None) -> gr.Blocks:
+    """The app. ``store`` defaults to the user's profiles folder; ``examples=False`` skips making example clips.
+
+    ``shared`` (default: :func:`~exposeanyone.ui.session.shared_deployment`) gives every session its own
+    profiles, deleted with the session, instead of ``store``.
+    """
     files = session_files or ui.SessionFiles()
+    stores = ProfileStores(store or ProfileStore(profiles_dir()), files,
+                           shared_deployment() if shared is None else shared)
     cancels = ui.CancelFlags()
     detectors = ui.available_detectors()
     enrolling = ui.enrolling_detectors()
@@ -111,19 +118,23 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
     # ----------------------------------------------------------------------------- handlers
     @gpu(duration=600)
-    def enroll_person(name, references, chosen_detectors, request: gr.Request, progress=gr.Progress()):
+    def enroll_person(name, references, chosen_detectors, replace, request: gr.Request, progress=gr.Progress()):
         session = _session(request)
         flag = cancels.flag(session or "")
         try:
-            profile = ui.enroll(name, references or [], store, chosen_detectors or None, _progress_fn(progress), flag)
+            store = stores.for_session(session)
+            stores.check_room(store, name)
+            profile = ui.enroll(name, references or [], store, chosen_detectors or None, _progress_fn(progress), flag,
+                                replace=bool(replace))
             archive = ui.export_profile(store, profile.name, files.folder(session))
         except InputError as error:
             return (_error_markdown(error), {"error": str(error)}, gr.update(), gr.update(), gr.update(), None)
         finally:
             cancels.finish(session or "")
         summary = ui.enrollment_summary(profile)
-        return (ui.enrollment_status(summary), summary, _profile_choices(store, profile.name),
-                _profile_choices(store, profile.name), ui.enrollment_markdown(summary), str(archive))
+        names = store.names()
+        return (ui.enrollment_status(summary), summary, _profile_choices(names, profile.name),
+                _profile_choices(names, profile.name), ui.enrollment_markdown(summary), str(archive))
 
     def enrollment_requested(request: gr.Request):
         cancels.start(_session(request) or "")
@@ -135,22 +146,27 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
     def show_profile(name, request: gr.Request):
         try:
+            store = stores.for_session(_session(request))
             _, text = ui.profile_overview(store, name)
             archive = ui.export_profile(store, name, files.folder(_session(request))) if name else None
         except InputError as error:
             return _error_markdown(error), None
         return text, (str(archive) if archive else None)
 
-    def upload_profile(archive, name):
+    def upload_profile(archive, name, replace, request: gr.Request):
         try:
-            profile = ui.import_profile(store, archive, name)
+            store = stores.for_session(_session(request))
+            stores.check_room(store, (name or "").strip() or None)
+            profile = ui.import_profile(store, archive, name, replace=bool(replace))
         except InputError as error:
             return _error_markdown(error), gr.update(), gr.update()
-        return (f"Installed profile '{profile.name}'.", _profile_choices(store, profile.name),
-                _profile_choices(store, profile.name))
+        names = store.names()
+        return (f"Installed profile '{profile.name}'.", _profile_choices(names, profile.name),
+                _profile_choices(names, profile.name))
 
-    def refresh_profiles(current_enroll, current_check):
-        return _profile_choices(store, current_enroll), _profile_choices(store, current_check)
+    def refresh_profiles(current_enroll, current_check, request: gr.Request):
+        names = stores.names(_session(request))
+        return _profile_choices(names, current_enroll), _profile_choices(names, current_check)
 
     def spec_from_sliders(*levels):
         try:
@@ -161,7 +177,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
     @gpu(duration=300)
     def check_clip(video, profile_name, detector, corrupt, channels, request: gr.Request, progress=gr.Progress()):
         try:
-            report = ui.check(video, profile_name, store, detector, corrupt or "", _progress_fn(progress))
+            report = ui.check(video, profile_name, stores.for_session(_session(request)), detector, corrupt or "",
+                              _progress_fn(progress))
             json_path, csv_path = ui.write_report_files(report, files.folder(_session(request)))
         except InputError as error:
             empty = plots.message_figure(str(error))
@@ -189,7 +206,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         return str(out), [str(json_path), str(csv_path), str(out)]
 
     @gpu(duration=120)
-    def fau_result(video, report, progress=gr.Progress()):
+    def fau_result(video, report, request: gr.Request, progress=gr.Progress()):
         if "fau" not in detectors:
             text = ui.not_installed("fau")
             return text, plots.message_figure(text.replace("`", ""))
@@ -197,7 +214,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
             return "Check a clip first.", plots.message_figure("Check a clip first.")
         try:
             # the same clip and corruption as the report this session just got
-            fau = report if report.detector == "fau" else ui.check(video, None, store, "fau",
+            fau = report if report.detector == "fau" else ui.check(video, None, stores.for_session(_session(request)),
+                                                                   "fau",
                                                                    report.settings.get("corrupt", ""),
                                                                    _progress_fn(progress))
         except InputError as error:
@@ -213,15 +231,20 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         files.remove(_session(request))
 
     # ----------------------------------------------------------------------------- layout
+    initial_names = [] if stores.shared else stores.store.names()  # a shared app's visitor starts with none
     with gr.Blocks(title="ExposeAnyone", delete_cache=(3600, 3600)) as demo:
         report_state = gr.State(None, time_to_live=3600)  # a report holds per-frame curves: free it after an hour
         gr.Markdown(INTRO)
+        if stores.shared:
+            gr.Markdown(SHARED_NOTE, elem_id="shared-note")
         with gr.Tabs():
             with gr.Tab("1. Enroll a person", id="enroll"):
                 with gr.Row():
                     with gr.Column(scale=1):
                         person = gr.Textbox(label="Person's name", placeholder="e.g. Alice Example",
                                             info="The profile is saved under this name.")
+                        replace = gr.Checkbox(False, label="Replace",
+                                              info="Overwrite a profile that already has this name.")
                         references = gr.File(label="Genuine reference clips of the person speaking",
                                              file_count="multiple", file_types=["video"], type="filepath",
                                              elem_id="references")
@@ -238,7 +261,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                         enroll_status = gr.Markdown("Upload clips, name the person and press **Enroll**.",
                                                     elem_classes=["status-box", "numbers"])
                         with gr.Accordion("Enrolled profiles", open=True):
-                            profile_pick = gr.Dropdown(store.names(), label="Enrolled profiles",
+                            profile_pick = gr.Dropdown(initial_names, label="Enrolled profiles",
                                                        allow_custom_value=True,
                                                        info="Pick one to see its summary and download it.")
                             profile_info = gr.Markdown(elem_classes=["numbers"], elem_id="profile-info")
@@ -246,6 +269,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                             with gr.Row():
                                 profile_upload = gr.File(label="Upload a profile archive (.zip)", file_types=[".zip"])
                                 upload_name = gr.Textbox(label="Install under name (optional)")
+                            upload_replace = gr.Checkbox(False, label="Replace a profile of that name")
                             upload_button = gr.Button("Install uploaded profile")
                         with gr.Accordion("Enrollment summary (JSON)", open=False):
                             enroll_json = gr.JSON(label="Enrollment summary")
@@ -254,7 +278,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                 with gr.Row():
                     with gr.Column(scale=2):
                         clip = gr.Video(label="Clip to check", sources=["upload"], height=360)
-                        check_profile = gr.Dropdown(store.names(), label="Profile", allow_custom_value=True,
+                        check_profile = gr.Dropdown(initial_names, label="Profile", allow_custom_value=True,
                                                     info="The person the clip claims to show.")
                         detector = gr.Dropdown(detectors, value=detectors[0], label="Detector",
                                                info="exam needs a profile; fau and sync judge anyone.")
@@ -303,13 +327,14 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         # ------------------------------------------------------------------------- events
         enroll_requested = enroll_button.click(enrollment_requested, None, None, queue=False, api_visibility="private")
         enroll_event = enroll_requested.then(
-            enroll_person, [person, references, chosen],
+            enroll_person, [person, references, chosen, replace],
             [enroll_status, enroll_json, profile_pick, check_profile, profile_info, profile_file],
             api_name="enroll", concurrency_id=HEAVY, concurrency_limit=1)
         cancel_button.click(cancel_enrollment, None, enroll_status, cancels=[enroll_event], queue=False,
                             api_visibility="private")
         profile_pick.change(show_profile, profile_pick, [profile_info, profile_file], api_visibility="private")
-        upload_button.click(upload_profile, [profile_upload, upload_name], [profile_info, profile_pick, check_profile],
+        upload_button.click(upload_profile, [profile_upload, upload_name, upload_replace],
+                            [profile_info, profile_pick, check_profile],
                             api_name="import_profile")
         for slider in sliders:
             slider.change(spec_from_sliders, sliders, corrupt, queue=False, api_visibility="private")
@@ -346,7 +371,8 @@ def _examples() -> list[ui.Examples]:
 def launch_options() -> dict:
     """``launch()`` arguments shared by ``python app.py`` and the tests."""
     limits = Limits.from_env()
-    allowed = [str(cache_dir()), str(DOCS_DIR)] + ([str(avdata_dir())] if avdata_dir() else [])
+    # only the example clips and the docs: never the analysis cache, the profiles or a session's files
+    allowed = [str(ui.examples_dir()), str(DOCS_DIR)] + ([str(avdata_dir())] if avdata_dir() else [])
     return {"max_file_size": int(limits.max_file_mb * gr.FileSize.MB), "theme": THEME, "css": CSS,
             "allowed_paths": allowed, "show_error": False}
 

@@ -187,11 +187,20 @@ class Profile:
         return calibration.to_json() if calibration is not None else {}
 
 
-class ProfileStore:
-    """The profiles folder."""
+class ProfileExists(ProfileError):
+    """A profile of that name exists and replacing it was not asked for."""
 
-    def __init__(self, root: str | Path) -> None:
+
+class ProfileStore:
+    """The profiles folder.
+
+    ``where`` names the folder in messages (default: its path), e.g. "this session's profiles" where the path
+    should not be shown.
+    """
+
+    def __init__(self, root: str | Path, where: str | None = None) -> None:
         self.root = Path(root)
+        self.where = where or str(self.root)
 
     def folder(self, name: str) -> Path:
         folder = (self.root / validate_name(name)).resolve()
@@ -208,12 +217,22 @@ class ProfileStore:
     def exists(self, name: str) -> bool:
         return (self.folder(name) / CARD_NAME).is_file()
 
-    def save(self, profile: Profile) -> Path:
-        """Write the profile atomically, replacing any previous one of that name."""
+    def refuse_existing(self, name: str, how: str = "pass replace=True") -> None:
+        """:class:`ProfileExists` when a profile of that name exists: one sentence ending with ``how`` to
+        overwrite it (e.g. "tick 'Replace'", "pass --replace")."""
+        if self.exists(name):
+            raise ProfileExists(f"A profile named {validate_name(name)!r} exists; {how} to overwrite it.")
+
+    def save(self, profile: Profile, replace: bool = True, how: str = "pass replace=True") -> Path:
+        """Write the profile atomically, replacing any previous one of that name, or with ``replace=False``
+        refusing (:class:`ProfileExists`) when one exists: checked under the name's lock, so of two saves
+        of a new name one wins and the other is refused."""
         target = self.folder(profile.name)
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self._lock_path(profile.name)):
             recover_directory(target)
+            if not replace:
+                self.refuse_existing(profile.name, how)
             for pattern in (".staging-*", ".deleted-*"):  # left by a killed save or delete of this very name
                 for stale in target.parent.glob(f".{glob.escape(target.name)}{pattern}"):
                     shutil.rmtree(stale, ignore_errors=True)
@@ -246,7 +265,7 @@ class ProfileStore:
         folder = self.folder(name)
         if not (folder / CARD_NAME).is_file() and not backup_of(folder).exists():
             known = ", ".join(self.names()) or "none yet"
-            raise ProfileError(f"No profile named {name!r} in {self.root} (enrolled: {known}). Enroll the person first.")
+            raise ProfileError(f"No profile named {name!r} in {self.where} (enrolled: {known}). Enroll the person first.")
         # under the lock: a save swapping folders meanwhile would otherwise mix its old card with new weights
         with exclusive_lock(self._lock_path(name)):
             return self._read(folder, name)
@@ -287,8 +306,10 @@ class ProfileStore:
                         archive.write(item, arcname=item.name)
         return buffer.getvalue()
 
-    def import_zip(self, data: bytes, name: str | None = None) -> Profile:
-        """Install a profile archive (from :meth:`export_zip`) after checking every member."""
+    def import_zip(self, data: bytes, name: str | None = None, replace: bool = True,
+                   how: str = "pass replace=True") -> Profile:
+        """Install a profile archive (from :meth:`export_zip`) after checking every member; ``replace=False``
+        refuses to overwrite a profile of that name (see :meth:`save`), before unpacking anything."""
         if len(data) > MAX_ARCHIVE_BYTES:
             raise ProfileError("The profile archive is too large to be a profile.")
         contents = _unpack_archive(data)
@@ -298,6 +319,8 @@ class ProfileStore:
             raise ProfileError("The archive's profile.json is not valid JSON: not a profile.") from None
         card = ProfileCard.checked(data, "The archive")
         target_name = validate_name(name or card.name or "")
+        if not replace:
+            self.refuse_existing(target_name, how)
         staging = self.root / f".import-{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir(parents=True)
         try:
@@ -308,7 +331,7 @@ class ProfileStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         profile = Profile(name=target_name, card=card, models=models)
-        self.save(profile)
+        self.save(profile, replace=replace, how=how)
         return profile
 
     def _lock_path(self, name: str) -> Path:

@@ -86,14 +86,16 @@ def app_environment(root: Path, shipped_models: bool = False):
 
 
 @contextmanager
-def running_app(root: Path, examples: bool = False):
-    """Yield ``(demo, url, store)`` for the app served in this process on a free port."""
+def running_app(root: Path, examples: bool = False, shared: bool = False):
+    """Yield ``(demo, url, store)`` for the app served in this process on a free port; ``shared``: as a shared
+    deployment (each session has its own profiles in its folder under ``root / "sessions"``; ``store`` stays
+    empty)."""
     from exposeanyone.profiles import ProfileStore
     from exposeanyone.ui import actions as ui
 
     app = load_app_module()
     store = ProfileStore(root / "profiles")
-    demo = app.build_demo(store, examples=examples, session_files=ui.SessionFiles(root / "sessions"))
+    demo = app.build_demo(store, examples=examples, session_files=ui.SessionFiles(root / "sessions"), shared=shared)
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
                             quiet=True, **app.launch_options())

@@ -71,13 +71,28 @@ def test_readme_snippet(served, enrolled, clips):
     client = Client(url)
     status, summary, *_ = client.predict("Alice", [handle_file(str(clips["reference_a"])),
                                                    handle_file(str(clips["reference_b"]))],
-                                         ["exam"], api_name="/enroll")
+                                         ["exam"], replace=True, api_name="/enroll")
     verdict_text, result, *_ = client.predict(handle_file(str(clips["check"])), "Alice", "exam", "blur:3",
                                               api_name="/score")
     # --
     assert summary["name"] == "Alice"
     assert result["verdict"] in {"real", "fake", "inconclusive"} and result["corruption"] == "blur:3"
     assert isinstance(result["score"], float) and isinstance(result["threshold"], float)
+
+
+def test_an_existing_name_is_replaced_only_when_asked(client, enrolled, served, clips, tmp_path):
+    refused = "A profile named 'Alice' exists; tick 'Replace' to overwrite it."
+    _, store, _ = served
+    card = store.folder("Alice") / "profile.json"
+    before = card.read_bytes()
+    status, summary, *_ = client.predict("Alice", [handle_file(str(clips["check"]))], ["exam"], api_name="/enroll")
+    assert summary == {"error": refused} and status == f"### ⚠️ {refused}"
+    archive = enrolled[-1]
+    status, *_ = client.predict(handle_file(archive), "Alice", api_name="/import_profile")
+    assert status == f"### ⚠️ {refused}" and card.read_bytes() == before
+    status, *_ = client.predict(handle_file(archive), "Alice", True, api_name="/import_profile")
+    assert status == "Installed profile 'Alice'." and store.load("Alice").calibration("exam")["threshold"] == \
+        pytest.approx(enrolled[1]["detectors"]["exam"]["threshold"], rel=1e-4)
 
 
 def test_enroll_returns_a_summary_and_a_profile_archive(enrolled, served):

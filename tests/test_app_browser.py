@@ -201,3 +201,44 @@ def test_closing_the_tab_removes_the_session_files(page, app, clips):
     while any(folder.exists() for folder in created) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not any(folder.exists() for folder in created)
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory):
+    """``(url, store, root)`` of the app served as a shared deployment (a Space)."""
+    root = tmp_path_factory.mktemp("browser-shared-app")
+    with app_environment(root), running_app(root, shared=True) as (_, url, store):
+        yield url, store, root
+
+
+def test_two_visitors_of_a_shared_app_keep_their_own_profiles(shared_app, browser, clips):
+    url, store, root = shared_app
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    first, second = pages = [context.new_page() for context in contexts]
+    try:
+        for tab in pages:
+            tab.goto(url)
+            tab.wait_for_selector("text=1. Enroll a person")
+        assert "private to this tab" in first.locator("#shared-note").inner_text()
+
+        def enroll(tab, clip: Path | None, expect: str) -> str:
+            tab.get_by_label("Person's name").fill("Zoe")
+            if clip is not None:
+                tab.locator("input[type=file]").first.set_input_files([str(clip)])
+                tab.wait_for_function("(stem) => document.querySelector('#references').innerText.includes(stem)",
+                                      arg=clip.stem, timeout=UPLOAD_TIMEOUT_MS)
+            tab.get_by_role("button", name="Enroll", exact=True).click()
+            tab.wait_for_selector(f"h3:has-text(\"{expect}\")", timeout=ENROLL_TIMEOUT_MS)
+            return tab.locator(".status-box").first.inner_text()
+
+        enroll(first, clips["eve_reference"], "Enrolled 'Zoe'")
+        # the second visitor has no Zoe: theirs is enrolled without being asked to replace the first's
+        enroll(second, clips["dana_reference_1"], "Enrolled 'Zoe'")
+        assert "dana_reference_1" in second.locator("#profile-info").inner_text()
+        assert "eve_reference" in first.locator("#profile-info").inner_text()
+        # the first visitor enrolling Zoe again is asked to tick Replace, and keeps their Zoe
+        assert "A profile named 'Zoe' exists" in enroll(first, None, "tick 'Replace' to overwrite it")
+        assert store.names() == [] and len(list(root.glob("sessions/*/profiles/Zoe/profile.json"))) == 2
+    finally:
+        for context in contexts:
+            context.close()

@@ -381,6 +381,25 @@ def test_tampered_profile_is_refused_with_a_clear_sentence(env, talking_clip, tm
     assert "enroll" in stderr[0].lower() and not (tmp_path / "r.json").exists()
 
 
+def test_enrolling_an_existing_name_is_refused_before_any_work_unless_replace_is_asked(env, talking_clip, capsys,
+                                                                                       monkeypatch):
+    def no_tracking(*args, **kwargs):
+        raise AssertionError("the clip was analysed before the name was checked")
+
+    monkeypatch.setattr("exposeanyone.pipeline.extract_clip", no_tracking)
+    before = tree(env.root / "profiles")
+    code, stdout, stderr = run(capsys, "enroll", "--name", "Alice", talking_clip)
+    assert code == 2 and stdout == "" and stderr == ["error: A profile named 'Alice' exists; pass --replace to "
+                                                     "overwrite it."], stderr
+    with pytest.raises(ProfileError, match=r"^A profile named 'Alice' exists; tick 'Replace' to overwrite it\.$"):
+        ui.enroll("Alice", [talking_clip], env.store, ["exam"])
+    with pytest.raises(ProfileError, match="exists; pass replace=True"):
+        env.store.import_zip(env.store.export_zip("Alice"), replace=False)
+    assert tree(env.root / "profiles") == before
+    with pytest.raises(AssertionError, match="analysed"):  # asked to replace, it goes on to the work
+        run(capsys, "enroll", "--name", "Alice", "--replace", talking_clip)
+
+
 def test_a_card_naming_another_folder_stays_in_its_own(tmp_path):
     store = ProfileStore(tmp_path / "profiles")
     store.save(small_profile("Mallory"))

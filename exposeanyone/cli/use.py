@@ -22,6 +22,7 @@ def add_use_commands(commands) -> None:
     enroll.add_argument("--name", required=True, help="the person's profile name")
     enroll.add_argument("--profiles", help=f"profiles folder (default: {profiles_dir()})")
     enroll.add_argument("--detectors", default="exam", help="comma-separated enrolling detectors (exam, ridge)")
+    enroll.add_argument("--replace", action="store_true", help="overwrite a profile of that name (refused without)")
     enroll.add_argument("videos", nargs="+", metavar="REF_VIDEO")
     enroll.set_defaults(handler=run_enroll)
 
@@ -74,6 +75,8 @@ def run_enroll(args) -> int:
     from ..pipeline import enroll_files
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    if not args.replace:  # before minutes of tracking
+        profile_store(args).refuse_existing(args.name, "pass --replace")
     profile = enroll_files(args.name, args.videos, profile_store(args), detectors, Limits.from_env(), progress_printer())
     if sys.stderr.isatty():
         print(file=sys.stderr)

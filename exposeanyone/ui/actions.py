@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -27,6 +24,7 @@ from ..media.track import EXPRESSION_NAMES
 from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
 from ..report import LIMITS_NOTE, ScoreReport
+from .session import REPLACE_HOW, CancelFlags, SessionFiles  # noqa: F401 - the app's session helpers, also here
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
@@ -110,45 +108,6 @@ def corruption_info(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- sessions
-class CancelFlags:
-    """One cancel flag per browser session, so Cancel stops that session's enrollment only.
-
-    :meth:`start` creates the flag when the user clicks Enroll, before the work leaves the queue, so
-    that Cancel can also stop an enrollment still waiting for the CPU; the worker picks the flag up
-    with :meth:`flag` and stops at its first progress report if it is already raised.
-    """
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, session: str) -> threading.Event:
-        """A fresh flag for a new enrollment (an unraised one already waiting is kept)."""
-        with self._lock:
-            flag = self._flags.get(session)
-            if flag is None or flag.is_set():
-                flag = self._flags[session] = threading.Event()
-        return flag
-
-    def flag(self, session: str) -> threading.Event:
-        """The flag of the session's enrollment, raised already if it was cancelled while queued."""
-        with self._lock:
-            return self._flags.setdefault(session, threading.Event())
-
-    def cancel(self, session: str) -> bool:
-        """Raise the session's flag; False when nothing was running or waiting."""
-        with self._lock:
-            flag = self._flags.get(session)
-        if flag is None:
-            return False
-        flag.set()
-        return True
-
-    def finish(self, session: str) -> None:
-        with self._lock:
-            self._flags.pop(session, None)
-
-
 class Cancelled(InputError):
     """The user pressed Cancel."""
 
@@ -167,63 +126,17 @@ def cancellable(progress: ProgressFn, flag: threading.Event | None) -> ProgressF
     return report
 
 
-class SessionFiles:
-    """A scratch folder per session for the files offered for download, removed when the session ends.
-
-    A session that has ended gets no folder again: work still queued for it (an annotated copy after
-    the tab was closed) would otherwise leave files behind that nobody can download.
-    """
-
-    def __init__(self, root: str | Path | None = None, max_age_s: float = 24 * 3600) -> None:
-        self.root = Path(root) if root else Path(tempfile.gettempdir()) / "exposeanyone-app"
-        self.max_age_s = max_age_s
-        self._ended: dict[str, float] = {}
-
-    def folder(self, session: str | None) -> Path:
-        key = _session_key(session) or "anonymous"
-        if key in self._ended:
-            raise InputError("This session has ended (the page was closed); its files are gone.")
-        folder = self.root / key
-        if not folder.is_dir():
-            self.prune()
-            folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def remove(self, session: str | None) -> None:
-        key = _session_key(session)
-        if key:
-            self._ended[key] = time.time()
-            self.discard_if_ended(key)
-
-    def discard_if_ended(self, session: str | None) -> bool:
-        """Remove the session's folder if the session has ended: when it ends, and again if work that began
-        before (a long annotation) wrote into it afterwards. True when it had ended."""
-        key = _session_key(session)
-        if key not in self._ended:
-            return False
-        shutil.rmtree(self.root / key, ignore_errors=True)
-        return True
-
-    def prune(self) -> None:
-        """Remove the folders of sessions that ended without saying so (closed laptops, API clients)."""
-        if not self.root.is_dir():
-            return
-        cutoff = time.time() - self.max_age_s
-        self._ended = {key: ended for key, ended in self._ended.items() if ended >= cutoff}
-        for folder in self.root.iterdir():
-            if folder.is_dir() and folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def _session_key(session: str | None) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "", session or "")
-
-
 # ------------------------------------------------------------------------------------- enroll
 def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detectors: Sequence[str] | None = None,
            progress: ProgressFn = no_progress, cancel: threading.Event | None = None,
-           limits: Limits | None = None) -> Profile:
-    """Enroll a person from uploaded reference clips (see :func:`exposeanyone.pipeline.enroll_files`)."""
+           limits: Limits | None = None, replace: bool = False) -> Profile:
+    """Enroll a person from uploaded reference clips (see :func:`exposeanyone.pipeline.enroll_files`).
+
+    A profile of that name is replaced only with ``replace=True``; otherwise it is refused in one sentence
+    before any clip is analysed (the app runs one enrollment at a time, so none can slip in meanwhile).
+    """
+    if not replace:
+        store.refuse_existing(name, REPLACE_HOW)
     detectors = list(detectors or enrolling_detectors()[:1])
     if not detectors:
         best = min((entry for entry in registry.REGISTRY.values()
@@ -308,14 +221,16 @@ def export_profile(store: ProfileStore, name: str | None, folder: Path) -> Path:
     return path
 
 
-def import_profile(store: ProfileStore, archive: str | Path | None, name: str | None = None) -> Profile:
-    """Install an uploaded profile archive, under ``name`` when given."""
+def import_profile(store: ProfileStore, archive: str | Path | None, name: str | None = None,
+                   replace: bool = False) -> Profile:
+    """Install an uploaded profile archive, under ``name`` when given; a profile of that name is replaced
+    only with ``replace=True``."""
     if not archive:
         raise InputError("Upload a profile archive (.zip) first.")
     path = Path(archive)
     if path.stat().st_size > MAX_ARCHIVE_BYTES:
         raise InputError("The uploaded file is too large to be a profile archive.")
-    return store.import_zip(path.read_bytes(), (name or "").strip() or None)
+    return store.import_zip(path.read_bytes(), (name or "").strip() or None, replace=replace, how=REPLACE_HOW)
 
 
 # ------------------------------------------------------------------------------------- check
@@ -447,11 +362,16 @@ class Examples:
     person: str
 
 
+def examples_dir() -> Path:
+    """Where the app's generated example clips live (served to visitors; nothing else of the cache is)."""
+    return cache_dir() / "app-examples"
+
+
 def synthetic_examples(folder: Path | None = None) -> Examples:
     """Generate (once) short synthetic talking clips to try the app with on a fresh machine."""
     from ..demo.synthetic import make_talking_clip
 
-    folder = Path(folder) if folder else cache_dir() / "app-examples"
+    folder = Path(folder) if folder else examples_dir()
     folder.mkdir(parents=True, exist_ok=True)
     wanted = {"reference_a.mp4": dict(seconds=8.0, seed=0), "reference_b.mp4": dict(seconds=8.0, seed=1),
               "check_same_person.mp4": dict(seconds=5.0, seed=2),
