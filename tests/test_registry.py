@@ -57,5 +57,5 @@ def test_fingerprints_are_the_weights_sha256_and_score_version():
 
 
 def test_the_app_offers_the_installed_detectors_best_first():
-    assert registry.available_detectors() == ["exam", "fau", "ridge", "sync"]  # the shipped assets
+    assert registry.available_detectors() == ["exam", "fau", "ridge", "sync", "whisper-ridge"]  # the shipped assets
     assert set(registry.score_components("exam")) == {"identity_ratio", "timing_ratio"}
