@@ -44,6 +44,7 @@ def detection_section() -> list[str]:
                      f"{_fmt(kinds.get('audio-swap', {}).get('mean_identity_auc'))} | "
                      f"{_fmt(kinds.get('audio-swap', {}).get('auc'))} | "
                      f"{_fmt(kinds.get('identity-swap', {}).get('auc'))} | {flagged} |")
+    lines += kinds_table(data["detectors"])
     excluded = {poi: entry.get("excluded_audio_swaps", []) for result in data["detectors"].values()
                 for poi, entry in result["per_identity"].items()}
     repeating = {poi: entry.get("genuine_repeating_reference", []) for result in data["detectors"].values()
@@ -60,6 +61,24 @@ def detection_section() -> list[str]:
         for name, table in open_set.items():
             lines.append(f"| {name} | " + " | ".join(
                 f"{_fmt(table[k]['auc'])} (n={table[k]['n_fake']})" if k in table else "–" for k in kinds) + " |")
+    return lines
+
+
+def kinds_table(detectors: dict) -> list[str]:
+    """Every fake kind with its counts: the real forgeries of enrolled persons are few, so n is shown beside
+    each AUC (mean per person where the person has that kind of fake / pooled over all persons)."""
+    kinds = sorted({k for result in detectors.values() for k in result["per_manipulation"]})
+    if not kinds:
+        return []
+    counts = {k: next(r["per_manipulation"][k]["n_fake"] for r in detectors.values() if k in r["per_manipulation"])
+              for k in kinds}
+    lines = ["", "Per kind of fake (AUC mean per person / pooled; n fakes in the column head):", "",
+             "| detector | " + " | ".join(f"{k} (n={counts[k]})" for k in kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    for name, result in detectors.items():
+        table = result["per_manipulation"]
+        lines.append(f"| {name} | " + " | ".join(
+            f"{_fmt(table[k].get('mean_identity_auc'))} / {_fmt(table[k].get('auc'))}" if k in table else "–"
+            for k in kinds) + " |")
     return lines
 
 
