@@ -1,7 +1,7 @@
 """The EXAM model's inputs: clips cut into fixed-length windows, and the random training draws.
 
 A window is :data:`WINDOW_FRAMES` frames (4 s) of expressions, the matching audio features (the
-model's :data:`AUDIO_FEATURES` kind: Whisper encoder features, one row a frame, or log-mel, four rows a
+model's kind, see :mod:`~exposeanyone.detectors.audio_inputs`: Whisper encoder features, one row a frame, or log-mel, four rows a
 frame), and a mask of the frames where a face is known. Clips shorter than a window are padded at the
 end with masked frames and silent audio. Scoring uses sliding windows; training draws random crops, optionally time-warped.
 The loss and the score count every frame with a known face, silent or not (how a person moves between
@@ -16,30 +16,9 @@ import numpy as np
 import torch
 
 from ...core.config import N_MELS
-from ...media.audio_features import LOG_FLOOR
 from ...media.clip import ClipFeatures
+from ..audio_inputs import clip_audio
 from ..windows import MIN_FACE_RATIO, SCORING_STRIDE, WINDOW_FRAMES, window_starts, window_usable
-
-SILENT_LOG_MEL = float(np.log(LOG_FLOOR))
-"""The log-mel value of digital silence, used to pad audio."""
-AUDIO_FEATURES = ("log-mel", "whisper-base")
-"""What an EXAM model may hear: ``clip.audio.mel`` (100 Hz, 80 bins) or ``clip.audio.encoded`` (25 Hz,
-512 Whisper-base dimensions); a model's ``config.audio_features`` names its kind."""
-
-
-def clip_audio(clip: ClipFeatures, kind: str) -> tuple[np.ndarray, float]:
-    """``(frames * rate, channels)`` float32 audio features of ``kind`` and their padding value (silence).
-
-    Whisper features are padded with zeros: the model removes each window's mean anyway, and only clips
-    shorter than a window are padded (on masked frames, which no loss or score reads).
-    """
-    if kind == "log-mel":
-        return np.asarray(clip.audio.mel, dtype=np.float32), SILENT_LOG_MEL
-    if kind != "whisper-base":
-        raise ValueError(f"unknown audio features {kind!r}: use one of {', '.join(AUDIO_FEATURES)}")
-    if clip.audio.encoded is None:
-        raise ValueError(f"'{clip.name}' was analysed without speech features; extract it with speech_features=True")
-    return np.asarray(clip.audio.encoded, dtype=np.float32), 0.0
 
 
 @dataclass(frozen=True)

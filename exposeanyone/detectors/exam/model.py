@@ -138,7 +138,7 @@ class ExamDenoiser(ModelMixin, ConfigMixin):
         prediction_type: what the network outputs: ``"sample"`` (x0), ``"epsilon"`` or ``"v_prediction"``;
             the diffusion utilities build their schedulers from it.
         audio_features: which features the network hears, ``"whisper-base"`` (``clip.audio.encoded``)
-            or ``"log-mel"`` (``clip.audio.mel``); see :func:`~exposeanyone.detectors.exam.data.clip_audio`.
+            or ``"log-mel"`` (``clip.audio.mel``); see :func:`~exposeanyone.detectors.audio_inputs.clip_audio`.
     """
 
     @register_to_config

@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ...core.config import MEL_PER_FRAME, N_MELS
 from ...core.errors import NoFaceError
 from ...core.progress import ProgressFn, no_progress
 from ...core.storage import atomic_write_text, replace_directory
 from ...media.clip import ClipFeatures
-from ...media.speech import SPEECH_FEATURES
+from ..audio_inputs import audio_shape
 from ..windows import MIN_FACE_RATIO, WINDOW_FRAMES
 from .data import (
     PRETRAIN_AUGMENTATION,
@@ -377,11 +376,8 @@ class _RunState:
 def model_config_for(audio_features: str, overrides: dict | None = None) -> dict:
     """:class:`ExamDenoiser` keyword arguments for a model that hears ``audio_features`` (its audio input
     width and rate follow from the kind), updated with ``overrides``."""
-    shape = {"whisper-base": {"n_mels": SPEECH_FEATURES, "mel_per_frame": 1},
-             "log-mel": {"n_mels": N_MELS, "mel_per_frame": MEL_PER_FRAME}}
-    if audio_features not in shape:
-        raise ValueError(f"unknown audio features {audio_features!r}: use one of {', '.join(shape)}")
-    return {"audio_features": audio_features, **shape[audio_features], **(overrides or {})}
+    channels, rows = audio_shape(audio_features)
+    return {"audio_features": audio_features, "n_mels": channels, "mel_per_frame": rows, **(overrides or {})}
 
 
 def _fresh_start(train_clips: Sequence[ClipArrays], train_ids: Sequence[int], n_identities: int,

@@ -24,6 +24,10 @@ least half the frames and speech in at least a quarter. ``extras`` carries, JSON
 - ``audio_offset``: the constant audio-video offset (:mod:`~exposeanyone.detectors.fau.av_offset`): the audio move
   within +-10 frames at which the windows look most genuine, with a warning when it is noticeable;
 - ``audio_scores`` / ``visual_scores``: ``(windows,)`` the auxiliary heads' fake probabilities.
+
+The model hears the audio features it was trained on (``model.config.audio_features``: the Whisper-base
+encoder's ``clip.audio.encoded``, or the log-mel ``clip.audio.mel`` of older models); moving the audio
+moves either alike.
 """
 from __future__ import annotations
 
@@ -35,14 +39,15 @@ import numpy as np
 import torch
 
 from ...core.assets import fau_model_dir
-from ...core.config import MEL_PER_FRAME, torch_device
+from ...core.config import torch_device
 from ...core.errors import InputError
 from ...core.jsonable import json_floats
 from ...core.progress import ProgressFn, no_progress
 from ...media.clip import ClipFeatures
+from ..audio_inputs import clip_audio
 from ..audio_reference import reference_shifts, shifted_audio
 from ..base import Calibration, DetectorOutput, PersonModel
-from ..windows import clip_score, frame_scores_from_windows, window_starts, window_usable
+from ..windows import frame_scores_from_windows, usable_windows, window_starts, windowed_output
 from .av_offset import MAX_OFFSET_FRAMES, AudioOffset, best_offset
 from .model import FauForensicsModel
 from .streams import ClipStreams, clip_streams
@@ -106,6 +111,15 @@ class FauDetector:
             kwargs["calibration"] = json.loads(calibration_file.read_text())
         return cls(model, **kwargs)
 
+    @property
+    def audio_features(self) -> str:
+        """The kind of audio features the model hears (``"whisper-base"`` or ``"log-mel"``)."""
+        return str(self.model.config.audio_features)
+
+    def streams(self, clip: ClipFeatures) -> ClipStreams:
+        """``clip`` as the model reads it, with the audio features of the model's kind."""
+        return clip_streams(clip, audio_features=self.audio_features)
+
     def default_calibration(self) -> Calibration:
         """The threshold shipped with the model (``calibration.json``), else 0 (see the module docstring)."""
         if self.calibration:
@@ -124,9 +138,9 @@ class FauDetector:
         """Score ``clip`` window by window (``person`` is ignored); ``estimate_offset=False`` skips the
         offset search (about half a second per 10 s of clip) where only the scores are wanted."""
         length = self.window_length
-        streams = clip_streams(clip)
+        streams = self.streams(clip)
         starts = window_starts(clip.num_frames, length, self.stride)
-        chosen = np.flatnonzero(self._usable(streams.valid, streams.speech, starts))
+        chosen = np.flatnonzero(self.usable(streams, starts))
         moves = AudioMoves(self, streams, clip, starts[chosen])
         search = moves.subset(MAX_OFFSET_WINDOWS)
         shifts = reference_shifts(clip.num_frames, FAU_REFERENCE_SHIFTS)
@@ -146,22 +160,20 @@ class FauDetector:
         maps = {int(i): matrix for i, matrix in zip(chosen, outputs["av"])}
         extras = {"stride": self.stride, "audio_shifts": shifts, "alignment_tolerance": self.alignment_tolerance,
                   "fake_probability": json_floats(probability),
-                  "av_consistency": json_floats(_frame_means(clip.num_frames, starts, diagonals)),
+                  "av_consistency": json_floats(frame_scores_from_windows(clip.num_frames, starts, length, diagonals)),
                   "audio_scores": json_floats(audio_scores), "visual_scores": json_floats(visual_scores)}
         extras.update(_representative_map(starts, scores, maps))
         offset = self.estimate_offset(clip, moves) if estimate_offset else None
         extras["audio_offset"] = offset.to_json() if offset else None
-        return DetectorOutput(detector=self.name, score=clip_score(scores), window_starts=starts,
-                              window_length=length, window_scores=scores,
-                              frame_scores=frame_scores_from_windows(clip.num_frames, starts, length, scores),
-                              extras=extras, warnings=[offset.warning()] if offset and offset.noticeable else [])
+        return windowed_output(self.name, clip.num_frames, starts, length, scores, extras=extras,
+                               warnings=[offset.warning()] if offset and offset.noticeable else [])
 
     def estimate_offset(self, clip: ClipFeatures, scored: "AudioMoves | None" = None) -> AudioOffset | None:
         """The constant audio-video offset of ``clip`` (``None`` if no window is usable); ``scored``, the
         clip's windows as :meth:`score` read them, lends the faces it has already encoded."""
-        streams = scored.streams if scored is not None else clip_streams(clip)
+        streams = scored.streams if scored is not None else self.streams(clip)
         starts = window_starts(clip.num_frames, self.window_length, OFFSET_STRIDE)
-        starts = _spread(starts[self._usable(streams.valid, streams.speech, starts)], MAX_OFFSET_WINDOWS)
+        starts = _spread(starts[self.usable(streams, starts)], MAX_OFFSET_WINDOWS)
         if not len(starts) or clip.num_frames <= 2 * MAX_OFFSET_FRAMES:
             return None
         search = scored.on(starts) if scored is not None else AudioMoves(self, streams, clip, starts)
@@ -181,19 +193,21 @@ class FauDetector:
                     torch.from_numpy(streams.mouth[index].astype(np.float32) / 255.0).to(device)))
         return torch.cat(encoded) if encoded else torch.zeros((0, length, self.model.config.width), device=device)
 
-    def fake_logits(self, mel: np.ndarray, starts: np.ndarray, visual: torch.Tensor
+    def fake_logits(self, audio_features: np.ndarray, starts: np.ndarray, visual: torch.Tensor
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``(windows,)`` joint fake logits of the faces ``visual`` (:meth:`encode_visual`) heard with the
-        ``mel`` ``(frames * 4, 80)`` windows at ``starts``, and the auxiliary heads' probabilities and
-        audio-visual maps ``(windows, 25, 25)``."""
+        windows at ``starts`` of ``audio_features`` ``(frames * rows, channels)`` (the model's kind:
+        ``(frames, 512)`` Whisper-base or ``(frames * 4, 80)`` log-mel), and the auxiliary heads'
+        probabilities and audio-visual maps ``(windows, 25, 25)``."""
         length = self.window_length
+        rows = int(self.model.config.mel_per_frame)
         device = visual.device
         logits, audio, visual_fake, av = [], [], [], []
         for begin in range(0, len(starts), self.batch_size):
-            index = (starts[begin:begin + self.batch_size, None] * MEL_PER_FRAME + np.arange(length * MEL_PER_FRAME))
+            index = starts[begin:begin + self.batch_size, None] * rows + np.arange(length * rows)
             with torch.inference_mode():
-                output = self.model.classify(self.model.encode_audio(torch.from_numpy(mel[index]).to(device)),
-                                             visual[begin:begin + self.batch_size])
+                heard = torch.from_numpy(audio_features[index]).to(device)
+                output = self.model.classify(self.model.encode_audio(heard), visual[begin:begin + self.batch_size])
             logits.append((output.joint_logits[:, 1] - output.joint_logits[:, 0]).double().cpu().numpy())
             audio.append(output.audio_logits.softmax(-1)[:, 1].double().cpu().numpy())
             visual_fake.append(output.visual_logits.softmax(-1)[:, 1].double().cpu().numpy())
@@ -204,15 +218,11 @@ class FauDetector:
                  "visual": np.concatenate(visual_fake) if visual_fake else empty,
                  "av": np.concatenate(av) if av else np.zeros((0, length, length))})
 
-    def _usable(self, valid: np.ndarray, speech: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """``(windows,)`` bool: a whole window that passes EXAM's rule (:func:`window_usable`)."""
-        length = self.window_length
-        inside = starts + length <= len(valid)
-        usable = np.zeros(len(starts), dtype=bool)
-        if inside.any():
-            index = starts[inside, None] + np.arange(length)
-            usable[inside] = window_usable(np.asarray(valid, bool)[index], np.asarray(speech, bool)[index])
-        return usable
+    def usable(self, streams: ClipStreams, starts: np.ndarray) -> np.ndarray:
+        """``(windows,)`` bool: the shared rule (:func:`usable_windows`), for whole windows only (the model
+        reads every frame of a window, so one running past the clip's end is not scored)."""
+        inside = starts + self.window_length <= streams.num_frames
+        return usable_windows(streams.valid, streams.speech, starts, self.window_length) & inside
 
 
 class AudioMoves:
@@ -242,8 +252,9 @@ class AudioMoves:
     def logits(self, move: int) -> np.ndarray:
         """``(windows,)`` joint fake logits with the audio moved by ``move`` frames (:func:`shifted_audio`)."""
         if move not in self._logits:
-            mel = self.streams.mel if move == 0 else np.asarray(shifted_audio(self.clip, move).audio.mel, np.float32)
-            self._logits[move], outputs = self.detector.fake_logits(mel, self.starts, self.visual)
+            audio = (self.streams.audio if move == 0
+                     else clip_audio(shifted_audio(self.clip, move), self.streams.audio_features)[0])
+            self._logits[move], outputs = self.detector.fake_logits(audio, self.starts, self.visual)
             if move == 0:
                 self._outputs = outputs
         return self._logits[move]
@@ -264,17 +275,6 @@ def _spread(starts: np.ndarray, max_windows: int) -> np.ndarray:
     if len(starts) <= max_windows:
         return starts
     return starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
-
-
-def _frame_means(num_frames: int, starts: np.ndarray, per_window: np.ndarray) -> np.ndarray:
-    """``(frames,)`` mean of per-window per-frame values ``(windows, T)`` over the windows covering each frame."""
-    total, count = np.zeros(num_frames), np.zeros(num_frames)
-    for start, values in zip(starts, per_window):
-        if np.isfinite(values).all():
-            total[start:start + len(values)] += values
-            count[start:start + len(values)] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _representative_map(starts: np.ndarray, scores: np.ndarray, maps: dict[int, np.ndarray]) -> dict:

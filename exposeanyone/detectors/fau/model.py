@@ -3,7 +3,10 @@
 The paper's visual stream adds a frozen action-unit encoder's features to a video network's; its audio
 stream is a Whisper encoder. Here the visual stream adds an encoder of the blendshape-derived action
 units (:mod:`exposeanyone.detectors.fau.action_units`) to a small CNN over the tracker's 32x32 mouth crops, and the
-audio stream is a small convolutional encoder of the 100 Hz log-mel, pooled to 25 tokens per second.
+audio stream is a small convolutional encoder over the audio features named by ``config.audio_features``:
+as in the paper, a frozen Whisper-base encoder's features (``"whisper-base"``, 512 values a video frame,
+:mod:`exposeanyone.media.speech`), read at their own 25 Hz; or the 100 Hz log-mel (``"log-mel"``, the
+default so that models saved before the Whisper features still load), pooled to 25 tokens per second.
 
 The fusion follows the paper: ``T`` learnable queries, shared by both modalities, cross-attend to each
 stream; the frame-wise outputs give three ``T x T`` cosine-similarity maps (audio-visual, audio-audio,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,8 @@ from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.utils import BaseOutput
 from torch import nn
+
+from ..audio_inputs import audio_shape
 
 
 @dataclass
@@ -114,21 +120,30 @@ class ActionUnitEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """Log-mel to one token per video frame: ``(batch, T * 4, n_mels)`` -> ``(batch, T, width)``.
+    """Audio features to one token per video frame: ``(batch, T * rows_per_frame, n_mels)`` -> ``(batch, T, width)``.
 
-    Each window is standardised on its own (per-band mean removed, one overall scale), so the
-    microphone and the loudness do not matter while the shape of the speech envelope does.
+    ``log2(rows_per_frame)`` stride-2 convolutions bring the rows to the video rate: two for the 100 Hz
+    log-mel (4 rows a frame), none for the 25 Hz Whisper features (1 row a frame).
+
+    Each window is standardised on its own (per-channel mean removed, one overall scale). For log-mel
+    this makes the microphone and the loudness irrelevant while the shape of the speech envelope
+    stays; for Whisper features it removes what stays constant over the second (voice, channel,
+    room) and keeps how the content changes from frame to frame, which is what the mouth must
+    follow; the single scale keeps the relative size of the 512 channels.
     """
 
-    def __init__(self, n_mels: int, width: int):
+    def __init__(self, n_mels: int, width: int, rows_per_frame: int = 4):
         super().__init__()
+        if rows_per_frame < 1 or rows_per_frame & (rows_per_frame - 1):
+            raise ValueError(f"audio rows per video frame must be a power of 2, got {rows_per_frame}")
         self.embed = nn.Conv1d(n_mels, width, kernel_size=3, padding=1)
-        self.down = nn.ModuleList([nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1) for _ in range(2)])
+        self.down = nn.ModuleList([nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1)
+                                   for _ in range(rows_per_frame.bit_length() - 1)])
         self.temporal = nn.Conv1d(width, width, kernel_size=3, padding=1)
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        centred = mel - mel.mean(dim=1, keepdim=True)
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        centred = audio - audio.mean(dim=1, keepdim=True)
         scaled = centred / (centred.std(dim=(1, 2), keepdim=True) + 1e-3)
         hidden = F.gelu(self.embed(scaled.transpose(1, 2)))
         for layer in self.down:
@@ -189,17 +204,30 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
 
     - ``action_units``: ``(batch, T, n_action_units)`` in [0, 1] (:func:`blendshapes_to_action_units`);
     - ``mouth``: ``(batch, T, crop, crop)`` float grey mouth crops in [0, 1];
-    - ``mel``: ``(batch, T * mel_per_frame, n_mels)`` natural-log mel power at 100 Hz.
+    - ``audio``: ``(batch, T * mel_per_frame, n_mels)`` audio features of the kind ``audio_features``:
+      ``(batch, T, 512)`` Whisper-base features or ``(batch, T * 4, 80)`` natural-log mel power at 100 Hz
+      (:func:`~exposeanyone.detectors.audio_inputs.clip_audio`).
+
+    Args:
+        audio_features: ``"whisper-base"`` (``clip.audio.encoded``; build with ``n_mels=512,
+            mel_per_frame=1``, see :func:`model_config_for`) or ``"log-mel"`` (``clip.audio.mel``, the
+            default, which the other defaults fit).
+        n_mels: channels of the audio features (80 log-mel bins, 512 Whisper-base dimensions).
+        mel_per_frame: audio rows per video frame (4 for log-mel, 1 for Whisper); a power of 2.
     """
 
     @register_to_config
     def __init__(self, n_action_units: int = 21, num_frames: int = 25, mel_per_frame: int = 4,
                  n_mels: int = 80, mouth_size: int = 32, width: int = 128, heads: int = 4,
-                 mouth_channels: tuple[int, ...] = (16, 32, 64), max_logit_scale: float = 100.0):
+                 mouth_channels: tuple[int, ...] = (16, 32, 64), max_logit_scale: float = 100.0,
+                 audio_features: str = "log-mel"):
         super().__init__()
+        if (n_mels, mel_per_frame) != audio_shape(audio_features):
+            raise ValueError(f"{audio_features} audio features are {audio_shape(audio_features)} "
+                             f"(channels, rows a frame), not {(n_mels, mel_per_frame)}; see model_config_for")
         self.mouth_encoder = MouthEncoder(mouth_size, tuple(mouth_channels), width)
         self.au_encoder = ActionUnitEncoder(n_action_units, width)
-        self.audio_encoder = AudioEncoder(n_mels, width)
+        self.audio_encoder = AudioEncoder(n_mels, width, mel_per_frame)
         self.queries = nn.Parameter(torch.randn(num_frames, width) * width ** -0.5)
         self.register_buffer("positions", sinusoidal_positions(num_frames, width), persistent=False)
         self.audio_attention = QueryCrossAttention(width, heads, num_frames)
@@ -219,9 +247,9 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
         visual_tokens = self.mouth_encoder(mouth) + self.au_encoder(action_units)
         return self.visual_attention(self.queries, visual_tokens, self.positions)
 
-    def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """The audio's frame-aligned query outputs ``(batch, T, width)`` from ``(batch, T * 4, n_mels)``."""
-        return self.audio_attention(self.queries, self.audio_encoder(mel), self.positions)
+    def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """The audio's frame-aligned query outputs ``(batch, T, width)`` from ``(batch, T * mel_per_frame, n_mels)``."""
+        return self.audio_attention(self.queries, self.audio_encoder(audio), self.positions)
 
     def _similarity(self, rows: torch.Tensor, columns: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         """``(batch, T, T)`` softmax over columns of the temperature-scaled cosine similarities."""
@@ -229,8 +257,8 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
         cosine = F.normalize(rows, dim=-1) @ F.normalize(columns, dim=-1).transpose(1, 2)
         return (scale * cosine).softmax(dim=-1)
 
-    def forward(self, action_units: torch.Tensor, mouth: torch.Tensor, mel: torch.Tensor) -> FauForensicsOutput:
-        return self.classify(self.encode_audio(mel), self.encode_visual(action_units, mouth))
+    def forward(self, action_units: torch.Tensor, mouth: torch.Tensor, audio: torch.Tensor) -> FauForensicsOutput:
+        return self.classify(self.encode_audio(audio), self.encode_visual(action_units, mouth))
 
     def classify(self, audio: torch.Tensor, visual: torch.Tensor) -> FauForensicsOutput:
         """The similarity maps and heads from :meth:`encode_audio` and :meth:`encode_visual` outputs."""
@@ -243,6 +271,14 @@ class FauForensicsModel(ModelMixin, ConfigMixin):
             visual_logits=self.visual_head(vv.flatten(1)),
             av_similarity=av, aa_similarity=aa, vv_similarity=vv,
         )
+
+
+def model_config_for(audio_features: str, overrides: Mapping | None = None) -> dict:
+    """:class:`FauForensicsModel` keyword arguments for a model that hears ``audio_features`` (its audio
+    width ``n_mels`` and rate ``mel_per_frame`` follow from the kind), updated with ``overrides``."""
+    channels, rows_per_frame = audio_shape(audio_features)
+    return {"audio_features": audio_features, "n_mels": channels, "mel_per_frame": rows_per_frame,
+            **dict(overrides or {})}
 
 
 LOSS_WEIGHTS = (0.8, 0.1, 0.1)

@@ -1,6 +1,7 @@
 """The 1 s windows FauForensics trains on: genuine ones, and pseudo-fakes made on the fly from genuine clips.
 
-A clip is first reduced to its model streams (:class:`~.streams.ClipStreams`: action units, mouth crops, log-mel).
+A clip is first reduced to its model streams (:class:`~.streams.ClipStreams`: action units, mouth crops, and
+audio features of the model's kind, Whisper-base or log-mel; nothing here depends on which).
 :class:`PseudoFakeSampler` then cuts windows out of them and breaks some of them on purpose, the way a
 forgery would, with a label per modality:
 
@@ -74,8 +75,9 @@ class LabelledWindows:
     """``(batch, T, n_au)`` float32."""
     mouth: np.ndarray
     """``(batch, T, 32, 32)`` uint8."""
-    mel: np.ndarray
-    """``(batch, T*4, 80)`` float32."""
+    audio: np.ndarray
+    """``(batch, T * rows, channels)`` float32 audio features: ``(batch, T, 512)`` Whisper-base or
+    ``(batch, T * 4, 80)`` log-mel."""
     label: np.ndarray
     """``(batch,)`` int64: 1 when anything in the window is fake."""
     label_audio: np.ndarray
@@ -94,7 +96,7 @@ class LabelledWindows:
 
         return {"action_units": torch.from_numpy(self.action_units).to(device),
                 "mouth": torch.from_numpy(self.mouth).to(device).float() / 255.0,
-                "mel": torch.from_numpy(self.mel).to(device)}
+                "audio": torch.from_numpy(self.audio).to(device)}
 
     def labels(self, device: str = "cpu") -> dict:
         """``label``, ``label_audio`` and ``label_visual`` as ``(batch,)`` int64 tensors."""
@@ -106,18 +108,18 @@ class LabelledWindows:
     @classmethod
     def stack(cls, windows: Sequence[tuple], labels: Sequence[tuple[int, int, int]],
               kinds: Sequence[str]) -> "LabelledWindows":
-        """Build a batch from ``(au, mouth, mel)`` windows and ``(label, label_audio, label_visual)``."""
+        """Build a batch from ``(au, mouth, audio)`` windows and ``(label, label_audio, label_visual)``."""
         label = np.asarray(labels, dtype=np.int64).reshape(-1, 3)
         return cls(action_units=np.stack([w[0] for w in windows]).astype(np.float32),
                    mouth=np.stack([w[1] for w in windows]).astype(np.uint8),
-                   mel=np.stack([w[2] for w in windows]).astype(np.float32),
+                   audio=np.stack([w[2] for w in windows]).astype(np.float32),
                    label=label[:, 0].copy(), label_audio=label[:, 1].copy(), label_visual=label[:, 2].copy(),
                    kind=tuple(kinds))
 
     @classmethod
     def concatenate(cls, batches: Sequence["LabelledWindows"]) -> "LabelledWindows":
         return cls(**{name: np.concatenate([getattr(b, name) for b in batches])
-                      for name in ("action_units", "mouth", "mel", "label", "label_audio", "label_visual")},
+                      for name in ("action_units", "mouth", "audio", "label", "label_audio", "label_visual")},
                    kind=tuple(k for b in batches for k in b.kind))
 
 
@@ -129,9 +131,13 @@ class PseudoFakeSampler:
             identity count as one person).
         kind_weights: relative frequency of each kind (default :data:`DEFAULT_KIND_WEIGHTS`).
         augment: mirror mouth crops at random and jitter genuine audio by up to a frame (for
-            training; leave off for validation sets). Only these two: camera-like variations
-            (shifts, gamma, blur, noise, raised mel floors, a withheld visual stream) made
-            9-minute runs on the avdata ``pretrain`` rows generalise worse, not better.
+            training; leave off for validation sets). Only these two, and neither depends on the
+            audio kind: camera-like variations (shifts, gamma, blur, noise, raised mel floors, a
+            withheld visual stream) made 9-minute runs of the log-mel model on the avdata
+            ``pretrain`` rows generalise worse, not better. Raised mel floors, the one log-mel
+            specific variation, has no Whisper-feature counterpart and is not used for either kind;
+            a recording's noise reaches Whisper features only through the encoder (corrupt the
+            clips with ``extract_clip(corrupt=...)`` to train on it).
         identity_balance: how the windows are shared between people: 1 draws every window equally
             often (a person with more footage is seen more), 0 gives every person the same share;
             in between, a person's share grows as the power ``identity_balance`` of their footage.
@@ -144,6 +150,10 @@ class PseudoFakeSampler:
         if unknown:
             raise InputError(f"Unknown pseudo-fake kind(s) {sorted(unknown)}; known kinds are {list(KINDS)}.")
         self.clips = list(clips)
+        kinds = {clip.audio_features for clip in self.clips}
+        if len(kinds) > 1:
+            raise InputError(f"The clips' streams hear different audio features ({', '.join(sorted(kinds))}); "
+                             "make them all with the same audio_features.")
         self.length = length
         self.augment = augment
         self.starts = [clip.usable_starts(length) for clip in self.clips]
@@ -208,22 +218,22 @@ class PseudoFakeSampler:
                 kind = "audio_other_person"
             donor = self.clips[donor_index]
             donor_start = self._donor_start(donor_index, rng)
-            action_units, mouth, mel = clip.window(start)
-            donor_au, _, donor_mel = donor.window(donor_start)
+            action_units, mouth, audio = clip.window(start)
+            donor_au, _, donor_audio = donor.window(donor_start)
             if kind == "expression_other":
-                return (donor_au, mouth, mel), kind
-            return (action_units, mouth, donor_mel), kind
+                return (donor_au, mouth, audio), kind
+            return (action_units, mouth, donor_audio), kind
         if kind == "mouth_freeze":
             span = int(rng.integers(FREEZE_RANGE[0], min(FREEZE_RANGE[1], length) + 1))
             first = start + int(rng.integers(0, length - span + 1))
             index = np.arange(start, start + length)
             index[first - start:first - start + span] = first
-            action_units, mouth, mel = clip.window(start, visual_index=index)
+            action_units, mouth, audio = clip.window(start, visual_index=index)
             noise = rng.normal(0.0, FREEZE_NOISE_GREY, size=(span,) + mouth.shape[1:])
             mouth = mouth.copy()
             frozen = slice(first - start, first - start + span)
             mouth[frozen] = np.clip(mouth[frozen] + noise, 0, 255).astype(np.uint8)
-            return (action_units, mouth, mel), kind
+            return (action_units, mouth, audio), kind
         if kind == "mouth_warp":
             low, high = SLOW_RANGE if rng.random() < 0.5 else FAST_RANGE
             speed = rng.uniform(low, high)

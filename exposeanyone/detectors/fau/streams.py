@@ -1,4 +1,8 @@
-"""What FauForensics reads of a clip: its action units, mouth crops and log-mel on one 25 fps timeline.
+"""What FauForensics reads of a clip: its action units, mouth crops and audio features on one 25 fps timeline.
+
+The audio is of the kind the model was trained on (``config.audio_features``, see
+:mod:`~exposeanyone.detectors.audio_inputs`): Whisper-base features, one ``(512,)`` row a frame, or
+log-mel, four ``(80,)`` rows a frame.
 
 Scoring and training both start here; the pseudo-fake sampler (:mod:`.pseudo_fakes`) cuts its windows out of
 these streams.
@@ -9,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...core.config import FPS, MEL_PER_FRAME
+from ...core.config import FPS
 from ...media.clip import ClipFeatures
+from ..audio_inputs import audio_shape, clip_audio
 from ..windows import MIN_FACE_RATIO, MIN_SPEECH_RATIO
 from .action_units import blendshapes_to_action_units
 
@@ -26,18 +31,26 @@ class ClipStreams:
     """``(frames, n_au)`` float32 in [0, 1]."""
     mouth: np.ndarray
     """``(frames, 32, 32)`` uint8 grey mouth crops."""
-    mel: np.ndarray
-    """``(frames * 4, 80)`` float32 log-mel."""
+    audio: np.ndarray
+    """``(frames * rows, channels)`` float32 audio features: ``(frames, 512)`` Whisper-base or
+    ``(frames * 4, 80)`` log-mel (``audio_features`` says which)."""
     valid: np.ndarray
     """``(frames,)`` bool: a face is known."""
     speech: np.ndarray
     """``(frames,)`` bool: someone speaks."""
     name: str = "clip"
     identity: str = ""
+    audio_features: str = "log-mel"
+    """The kind of ``audio`` (:data:`~exposeanyone.detectors.audio_inputs.AUDIO_FEATURES`)."""
 
     @property
     def num_frames(self) -> int:
         return int(len(self.valid))
+
+    @property
+    def audio_per_frame(self) -> int:
+        """Audio rows per video frame: 1 for Whisper features, 4 for log-mel."""
+        return audio_shape(self.audio_features)[1]
 
     def usable_starts(self, length: int = FAU_WINDOW_FRAMES, min_face: float = MIN_FACE_RATIO,
                       min_speech: float = MIN_SPEECH_RATIO) -> np.ndarray:
@@ -50,15 +63,15 @@ class ClipStreams:
 
     def window(self, start: int, length: int = FAU_WINDOW_FRAMES, audio_start: int | None = None,
                visual_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(action_units (T, n_au), mouth (T, 32, 32), mel (T*4, 80))`` of frames ``start:start+T``.
+        """``(action_units (T, n_au), mouth (T, 32, 32), audio (T * rows, channels))`` of frames ``start:start+T``.
 
         ``audio_start`` takes the audio from elsewhere in the clip; ``visual_index`` (``(T,)`` frame
         indices) takes the face from arbitrary frames.
         """
         frames = np.arange(start, start + length) if visual_index is None else visual_index
         audio = start if audio_start is None else audio_start
-        mel = self.mel[audio * MEL_PER_FRAME:(audio + length) * MEL_PER_FRAME]
-        return self.action_units[frames], self.mouth[frames], mel
+        rows = self.audio_per_frame
+        return self.action_units[frames], self.mouth[frames], self.audio[audio * rows:(audio + length) * rows]
 
 
 def _window_means(values: np.ndarray, length: int) -> np.ndarray:
@@ -67,10 +80,12 @@ def _window_means(values: np.ndarray, length: int) -> np.ndarray:
     return (cumulative[length:] - cumulative[:-length]) / length
 
 
-def clip_streams(clip: ClipFeatures, identity: str = "") -> ClipStreams:
-    """The model streams of ``clip`` (``identity`` names the person, for pseudo-fakes across people)."""
+def clip_streams(clip: ClipFeatures, identity: str = "", audio_features: str = "log-mel") -> ClipStreams:
+    """The model streams of ``clip`` with audio features of the kind ``audio_features`` (``clip.audio.mel``
+    or ``clip.audio.encoded``); ``identity`` names the person, for pseudo-fakes across people."""
+    audio, _ = clip_audio(clip, audio_features)
     return ClipStreams(action_units=blendshapes_to_action_units(clip.track.blendshapes),
-                       mouth=np.asarray(clip.track.mouth, dtype=np.uint8),
-                       mel=np.asarray(clip.audio.mel, dtype=np.float32),
+                       mouth=np.asarray(clip.track.mouth, dtype=np.uint8), audio=audio,
                        valid=np.asarray(clip.track.valid, dtype=bool),
-                       speech=np.asarray(clip.audio.speech, dtype=bool), name=clip.name, identity=identity)
+                       speech=np.asarray(clip.audio.speech, dtype=bool), name=clip.name, identity=identity,
+                       audio_features=audio_features)

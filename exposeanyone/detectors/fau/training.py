@@ -29,11 +29,14 @@ from ...core.progress import ProgressFn, no_progress
 from ...core.storage import atomic_write_text, replace_directory
 from ...media.clip import ClipFeatures
 from .datasets import LabelledVideo, SupervisedSampler
-from .model import FauForensicsModel, fau_loss
+from .model import FauForensicsModel, fau_loss, model_config_for
 from .pseudo_fakes import FAKE_KINDS, KINDS, LabelledWindows, PseudoFakeSampler
 from .streams import clip_streams
 
 CHECKPOINT_VERSION = 1
+DEFAULT_AUDIO_FEATURES = "whisper-base"
+"""What a new model hears unless ``model_config`` says otherwise: the frozen Whisper-base encoder's
+features (``clip.audio.encoded``), as in the paper; ``"log-mel"`` trains the older kind."""
 WARMUP_STEPS = 100
 FINAL_LR_FRACTION = 0.05
 
@@ -118,17 +121,21 @@ def train_fau(clips: Sequence[ClipFeatures], identities: Sequence[str], out_dir:
         kind_weights: pseudo-fake kind frequencies (default ``DEFAULT_KIND_WEIGHTS``).
         identity_balance: 1 samples every training window equally, 0 every person equally (see
             :class:`PseudoFakeSampler`); in between favours people with little footage.
-        model_config: keyword overrides for :class:`FauForensicsModel` (e.g. ``{"width": 96}``).
+        model_config: keyword overrides for :class:`FauForensicsModel` (e.g. ``{"width": 96}``);
+            ``audio_features`` (default :data:`DEFAULT_AUDIO_FEATURES`) sets the audio input's shape
+            (:func:`~.model.model_config_for`). Every clip needs those features (``clip.audio.encoded``
+            for Whisper-base, which :func:`~exposeanyone.media.extract.extract_clip` adds).
     """
     if len(clips) != len(identities):
         raise InputError(f"Got {len(clips)} clips but {len(identities)} identities; give one identity per clip.")
     started = time.monotonic()
     out_dir = Path(out_dir)
     device = torch_device()
+    config = model_config_for((model_config or {}).get("audio_features", DEFAULT_AUDIO_FEATURES), model_config)
     data = _training_data(clips, identities, supervised, kind_weights, val_fraction, val_windows_per_kind,
-                          identity_balance, seed)
+                          identity_balance, seed, config["audio_features"])
     torch.manual_seed(seed)
-    model = FauForensicsModel(**dict(model_config or {})).to(device)
+    model = FauForensicsModel(**config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
     rng = np.random.default_rng([seed, 0])
     settings = {"steps": steps, "seed": seed, "batch_size": batch_size, "base_lr": base_lr,
@@ -185,14 +192,15 @@ class _TrainingData:
 def _training_data(clips: Sequence[ClipFeatures], identities: Sequence[str],
                    supervised: Sequence[tuple[ClipFeatures, LabelledVideo]], kind_weights: Mapping[str, float] | None,
                    val_fraction: float, val_windows_per_kind: int, identity_balance: float,
-                   seed: int) -> _TrainingData:
-    """Samplers over the training clips and a fixed validation batch from the held-out ones."""
-    streams = [clip_streams(clip, identity) for clip, identity in zip(clips, identities)]
+                   seed: int, audio_features: str) -> _TrainingData:
+    """Samplers over the training clips and a fixed validation batch from the held-out ones, all with
+    audio features of the kind ``audio_features``."""
+    streams = [clip_streams(clip, identity, audio_features) for clip, identity in zip(clips, identities)]
     train_index, val_index = split_by_clip(len(streams), val_fraction, seed)
     val_sampler = PseudoFakeSampler([streams[i] for i in val_index], kind_weights, augment=False)
     val_rng = np.random.default_rng([seed, 1])
     val_parts = [val_sampler.sample_kind(val_rng, kind, val_windows_per_kind) for kind in KINDS]
-    supervised_train, supervised_val = _supervised_samplers(supervised, val_fraction, seed)
+    supervised_train, supervised_val = _supervised_samplers(supervised, val_fraction, seed, audio_features)
     if supervised_val is not None:
         val_parts.append(supervised_val.sample(val_rng, 4 * val_windows_per_kind))
     val_batch = LabelledWindows.concatenate(val_parts)
@@ -220,10 +228,10 @@ def _train_step(model: FauForensicsModel, optimizer: torch.optim.Optimizer, batc
 
 
 def _supervised_samplers(supervised: Sequence[tuple[ClipFeatures, LabelledVideo]], val_fraction: float,
-                         seed: int) -> tuple[SupervisedSampler | None, SupervisedSampler | None]:
+                         seed: int, audio_features: str) -> tuple[SupervisedSampler | None, SupervisedSampler | None]:
     if not supervised:
         return None, None
-    pairs = [(clip_streams(clip, video.identity), video) for clip, video in supervised]
+    pairs = [(clip_streams(clip, video.identity, audio_features), video) for clip, video in supervised]
     if len(pairs) < 4:
         return SupervisedSampler(pairs), None
     train_index, val_index = split_by_clip(len(pairs), val_fraction, seed + 7919)
@@ -240,7 +248,7 @@ def _training_batch(data: _TrainingData, rng: np.random.Generator, batch_size: i
 
 
 def _batch_slice(batch: LabelledWindows, part: slice) -> LabelledWindows:
-    return LabelledWindows(action_units=batch.action_units[part], mouth=batch.mouth[part], mel=batch.mel[part],
+    return LabelledWindows(action_units=batch.action_units[part], mouth=batch.mouth[part], audio=batch.audio[part],
                        label=batch.label[part], label_audio=batch.label_audio[part],
                        label_visual=batch.label_visual[part], kind=batch.kind[part])
 
