@@ -50,8 +50,8 @@ def test_fingerprints_are_the_weights_sha256_and_score_version():
 
     exam = file_sha256(registry.spec("exam").weights() / "diffusion_pytorch_model.safetensors")
     fau = file_sha256(registry.spec("fau").weights() / "diffusion_pytorch_model.safetensors")
-    assert registry.profile_fingerprint("exam") == f"{exam}/score-v3"
-    assert registry.profile_fingerprint("combined") == f"{exam}{fau}/score-v4"
+    assert registry.profile_fingerprint("exam") == f"{exam}/score-v4"
+    assert registry.profile_fingerprint("combined") == f"{exam}{fau}/score-v5"
     assert registry.profile_fingerprint("ridge") == file_sha256(registry.spec("ridge").weights())
     assert registry.profile_fingerprint("sync") == ""
 

@@ -101,8 +101,9 @@ REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in (
         name="exam", label="EXAM", summary="the ExposeAnyone model", load=_exam, requires_enrollment=True,
         weights=exam_base_dir, weights_what="EXAM base model", shipped_as="assets/exam_base",
         train_command="pretrain", app_rank=0,
-        score_version=3,
-        # 2: identity ratio x timing ratio; 3: identity ratio on the blendshapes at lower noise
+        score_version=4,
+        # 2: identity ratio x timing ratio; 3: identity ratio on the blendshapes at lower noise; 4: the model hears
+        # the Whisper encoder's features
         explanation=(
             "The score multiplies two ratios of the EXAM model's reconstruction errors. Identity: its error with "
             "the person's adapter divided by its error without it (below 1: this person's way of talking explains "
@@ -134,9 +135,9 @@ REGISTRY: dict[str, DetectorSpec] = {spec.name: spec for spec in (
     DetectorSpec(
         name="combined", label="EXAM + FauForensics", summary="EXAM fused with FauForensics", load=_combined,
         requires_enrollment=True, parts=("exam", "fau"),
-        score_version=4,
+        score_version=5,
         # 3: FauForensics' part with eight moved copies and a 2-frame alignment tolerance; 4: EXAM's identity
-        # ratio on the blendshapes at lower noise
+        # ratio on the blendshapes at lower noise; 5: both parts hear the Whisper encoder's features
         explanation=("The score averages EXAM's and FauForensics' window scores, each measured in spreads of that "
                      "detector's scores on the person's own reference footage (0: as genuine as the reference).")),
     DetectorSpec(
