@@ -290,29 +290,15 @@ class RidgeRatioBaseline:
 
     def save(self, path: str | Path) -> None:
         """Write the generic model as one safetensors file whose header metadata holds its JSON info."""
-        from safetensors.numpy import save
-
         generic = self._require_generic()
-        metadata = {"format": GENERIC_FORMAT, "version": str(GENERIC_FORMAT_VERSION),
-                    "info": json.dumps({**self.generic_info, "alpha": generic.alpha})}
-        tensors = {"weights": generic.weights.astype(np.float32), "bias": generic.bias.astype(np.float32)}
-        atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
+        write_linear_model(path, GENERIC_FORMAT, GENERIC_FORMAT_VERSION,
+                           {"weights": generic.weights, "bias": generic.bias}, {**self.generic_info, "alpha": generic.alpha})
 
     @classmethod
     def load(cls, path: str | Path) -> "RidgeRatioBaseline":
         """Read a file written by :meth:`save`; anything else raises :class:`InputError`."""
-        from safetensors import safe_open
-
         path = Path(path)
-        try:
-            with safe_open(str(path), framework="numpy") as handle:
-                metadata = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-            info = json.loads(metadata.get("info", "{}"))
-        except Exception as exc:  # any unreadable file is the user's problem, said in one sentence
-            raise InputError(f"'{path.name}' is not a readable generic ridge model ({exc}).") from None
-        if metadata.get("format") != GENERIC_FORMAT or metadata.get("version") != str(GENERIC_FORMAT_VERSION):
-            raise InputError(f"'{path.name}' is not a generic ridge model of format {GENERIC_FORMAT_VERSION}.")
+        tensors, info = read_linear_model(path, GENERIC_FORMAT, GENERIC_FORMAT_VERSION, "generic ridge model")
         _check_linear_map(tensors, f"'{path.name}'", InputError)
         model = RidgeModel(weights=tensors["weights"].astype(float), bias=tensors["bias"].astype(float),
                            alpha=float(info.get("alpha", float("nan"))))
@@ -370,6 +356,32 @@ class RidgeRatioBaseline:
             raise InputError("The ridge baseline has no generic model: fit one with "
                              "RidgeRatioBaseline.fit_generic or load one with RidgeRatioBaseline.load.")
         return self.generic
+
+
+def write_linear_model(path: str | Path, format_name: str, version: int, tensors: dict[str, np.ndarray],
+                       info: dict) -> None:
+    """One safetensors file of float32 ``tensors`` whose header metadata names the format and holds ``info``."""
+    from safetensors.numpy import save
+
+    metadata = {"format": format_name, "version": str(version), "info": json.dumps(info)}
+    atomic_write_bytes(Path(path), save({k: v.astype(np.float32) for k, v in tensors.items()}, metadata=metadata))
+
+
+def read_linear_model(path: Path, format_name: str, version: int, what: str) -> tuple[dict[str, np.ndarray], dict]:
+    """``(tensors, info)`` of a file written by :func:`write_linear_model`; anything else is refused in one
+    sentence naming ``what`` it should have been."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        info = json.loads(metadata.get("info", "{}"))
+    except Exception as exc:  # any unreadable file is the user's problem, said in one sentence
+        raise InputError(f"'{path.name}' is not a readable {what} ({exc}).") from None
+    if metadata.get("format") != format_name or metadata.get("version") != str(version):
+        raise InputError(f"'{path.name}' is not a {what} of format {version}.")
+    return tensors, info
 
 
 def _check_linear_map(tensors: dict[str, np.ndarray], what: str, error: type[InputError]) -> None:

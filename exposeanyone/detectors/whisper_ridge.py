@@ -14,7 +14,6 @@ as much as the person's).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -23,12 +22,11 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.jsonable import json_floats
 from ..core.progress import ProgressFn, no_progress
-from ..core.storage import atomic_write_bytes
 from ..media.clip import ClipFeatures
 from ..media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
 from .audio_reference import reference_shifts, shifted_audio
 from .base import DetectorOutput, PersonModel
-from .baselines import RidgeModel, fit_ridge_cv, target_scale_of
+from .baselines import RidgeModel, fit_ridge_cv, read_linear_model, target_scale_of, write_linear_model
 from .windows import SCORING_STRIDE, WINDOW_FRAMES, usable_windows, window_starts, windowed_output
 
 FORMAT = "exposeanyone-whisper-ridge"
@@ -99,29 +97,15 @@ class WhisperRidgeBaseline:
 
     def save(self, path: str | Path) -> None:
         """One safetensors file; its header metadata holds the JSON info (penalty, CV errors, data)."""
-        from safetensors.numpy import save
-
-        metadata = {"format": FORMAT, "version": str(FORMAT_VERSION),
-                    "info": json.dumps({**self.info, "alpha": self.model.alpha})}
-        tensors = {"weights": self.model.weights.astype(np.float32), "bias": self.model.bias.astype(np.float32),
-                   "target_scale": self.target_scale.astype(np.float32)}
-        atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
+        write_linear_model(path, FORMAT, FORMAT_VERSION, {"weights": self.model.weights, "bias": self.model.bias,
+                                                          "target_scale": self.target_scale},
+                           {**self.info, "alpha": self.model.alpha})
 
     @classmethod
     def load(cls, path: str | Path) -> "WhisperRidgeBaseline":
         """Read a file written by :meth:`save`; anything else raises :class:`InputError` in one sentence."""
-        from safetensors import safe_open
-
         path = Path(path)
-        try:
-            with safe_open(str(path), framework="numpy") as handle:
-                metadata = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-            info = json.loads(metadata.get("info", "{}"))
-        except Exception as exc:  # any unreadable file is the user's problem, said in one sentence
-            raise InputError(f"'{path.name}' is not a readable Whisper ridge model ({exc}).") from None
-        if metadata.get("format") != FORMAT or metadata.get("version") != str(FORMAT_VERSION):
-            raise InputError(f"'{path.name}' is not a Whisper ridge model of format {FORMAT_VERSION}.")
+        tensors, info = read_linear_model(path, FORMAT, FORMAT_VERSION, "Whisper ridge model")
         shapes = {k: v.shape for k, v in tensors.items()}
         n = len(BLENDSHAPE_NAMES)
         if shapes.get("bias") != (n,) or shapes.get("target_scale") != (n,) or len(shapes.get("weights", ())) != 2 \
