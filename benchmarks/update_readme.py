@@ -33,6 +33,8 @@ def detection_section() -> list[str]:
     if not data:
         return ["_No detection results yet: run `python benchmarks/detection.py`._"]
     command = "python benchmarks/detection.py --detectors " + ",".join(data["detectors"])
+    if data.get("max_impostors"):
+        command += f" --max-impostors {data['max_impostors']}"
     lines = [f"Dev manifest, clip level (`{command}`, {data['date']}):", "",
              "| detector | mean AUC | audio-swap (dubbing) AUC, mean per person | audio-swap AUC, pooled | "
              "identity-swap AUC | cross-session false alarms |", "|---|---|---|---|---|---|"]
