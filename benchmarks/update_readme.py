@@ -111,6 +111,19 @@ def validation_section() -> list[str]:
     return lines + _corrupted_validation(data)
 
 
+def trajectories_section() -> list[str]:
+    data = _load("trajectories")
+    if not data:
+        return []
+    generation = data.get("generation") or {}
+    return ["", f"Generated trajectories (`{data['command']}`, {data['date']}; {data['clips']} genuine test clips of the "
+            f"persons of interest, {generation.get('samples')} DDIM samples of {generation.get('steps')} steps averaged): "
+            f"the generated jawOpen follows the observed one with a median correlation of "
+            f"{_fmt(data['median_correlation'])} (target {data['targets']['median_correlation']}) and moves "
+            f"{_fmt(data['median_jitter_ratio'], 2)} times as much from frame to frame (target "
+            f"{data['targets']['jitter_ratio']})."]
+
+
 def _corrupted_validation(data: dict) -> list[str]:
     corrupted = data.get("exam_corrupted")
     if not corrupted:
@@ -197,7 +210,7 @@ def main() -> None:
     readme = (ROOT / "README.md").read_text()
     if START not in readme or END not in readme:
         raise SystemExit("README.md lacks the results markers")
-    body = "\n".join(detection_section() + validation_section() + robustness_section() + speed_section())
+    body = "\n".join(detection_section() + validation_section() + trajectories_section() + robustness_section() + speed_section())
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
