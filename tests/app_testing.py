@@ -26,6 +26,17 @@ def load_app_module():
     return module
 
 
+def talking_clips(folder: Path, wanted: dict[str, dict]) -> dict[str, Path]:
+    """``name -> path`` of synthetic talking clips ``folder/<name>.mp4`` made with each name's options."""
+    from exposeanyone.demo.synthetic import make_talking_clip
+
+    made = {}
+    for name, options in wanted.items():
+        made[name] = folder / f"{name}.mp4"
+        make_talking_clip(made[name], **options)
+    return made
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from app_testing import app_environment, running_app
+from app_testing import app_environment, running_app, talking_clips
 from media_factory import make_bad_input
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -25,12 +25,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
     wanted = {"reference_a": dict(seconds=6.0, seed=0), "reference_b": dict(seconds=6.0, seed=1),
               "check": dict(seconds=5.0, seed=2)}
-    made = {}
-    for name, options in wanted.items():
-        path = folder / f"{name}.mp4"
-        synthetic.make_talking_clip(path, **options)
-        made[name] = path
-    return made
+    return talking_clips(folder, wanted)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_testing import ROOT, app_environment, running_app
+from app_testing import ROOT, app_environment, running_app, talking_clips
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,13 +45,9 @@ def screenshot_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("browser-clips")
-    made = {}
     wanted = {"dana_reference_1": dict(seconds=6.0, seed=10), "dana_reference_2": dict(seconds=6.0, seed=11),
               "dana_check": dict(seconds=5.0, seed=12), "eve_reference": dict(seconds=8.0, seed=13)}
-    for name, options in wanted.items():
-        made[name] = folder / f"{name}.mp4"
-        synthetic.make_talking_clip(made[name], **options)
-    return made
+    return talking_clips(folder, wanted)
 
 
 @pytest.fixture(scope="module")

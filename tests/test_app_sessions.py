@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from app_testing import app_environment, running_app
+from app_testing import app_environment, running_app, talking_clips
 
 gradio_client = pytest.importorskip("gradio_client")
 synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
@@ -62,11 +62,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("session-clips")
     wanted = {"reference_a": dict(seconds=6.0, seed=0), "reference_b": dict(seconds=6.0, seed=1),
               "check": dict(seconds=5.0, seed=2)}
-    made = {}
-    for name, options in wanted.items():
-        made[name] = folder / f"{name}.mp4"
-        synthetic.make_talking_clip(made[name], **options)
-    return made
+    return talking_clips(folder, wanted)
 
 
 @pytest.fixture(scope="module")
