@@ -15,7 +15,7 @@ from exposeanyone.core.errors import InputError
 from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.profiles import ProfileStore
 from exposeanyone.ui import actions as ui
-from exposeanyone.ui import plots
+from exposeanyone.ui import plots, session
 from exposeanyone.ui.session import ProfileStores, shared_deployment
 
 try:  # ZeroGPU Spaces: the heavy handlers get a GPU while they run
@@ -102,16 +102,16 @@ def _profile_choices(names: list[str], value: str | None = None):
 
 
 def build_demo(store: ProfileStore | None = None, examples: bool = True,
-               session_files: ui.SessionFiles | None = None, shared: bool | None = None) -> gr.Blocks:
+               session_files: session.SessionFiles | None = None, shared: bool | None = None) -> gr.Blocks:
     """The app. ``store`` defaults to the user's profiles folder; ``examples=False`` skips making example clips.
 
     ``shared`` (default: :func:`~exposeanyone.ui.session.shared_deployment`) gives every session its own
     profiles, deleted with the session, instead of ``store``.
     """
-    files = session_files or ui.SessionFiles()
+    files = session_files or session.SessionFiles()
     stores = ProfileStores(store or ProfileStore(profiles_dir()), files,
                            shared_deployment() if shared is None else shared)
-    cancels = ui.CancelFlags()
+    cancels = session.CancelFlags()
     detectors = ui.available_detectors()
     enrolling = ui.enrolling_detectors()
     example_sets = _examples() if examples else []

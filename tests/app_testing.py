@@ -102,11 +102,11 @@ def running_app(root: Path, examples: bool = False, shared: bool = False):
     deployment (each session has its own profiles in its folder under ``root / "sessions"``; ``store`` stays
     empty)."""
     from exposeanyone.profiles import ProfileStore
-    from exposeanyone.ui import actions as ui
+    from exposeanyone.ui import session
 
     app = load_app_module()
     store = ProfileStore(root / "profiles")
-    demo = app.build_demo(store, examples=examples, session_files=ui.SessionFiles(root / "sessions"), shared=shared)
+    demo = app.build_demo(store, examples=examples, session_files=session.SessionFiles(root / "sessions"), shared=shared)
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
                             quiet=True, **app.launch_options())

@@ -18,6 +18,7 @@ synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from exposeanyone.ui import actions as ui  # noqa: E402
+from exposeanyone.ui import session  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,7 @@ def test_cancel_stops_enrollment_and_saves_nothing(clips, tmp_path):
 
     with app_environment(tmp_path):
         store = ProfileStore(tmp_path / "profiles")
-        flags = ui.CancelFlags()
+        flags = session.CancelFlags()
         flag = flags.start("session")
         seen = []
 
@@ -204,7 +205,7 @@ def test_cancel_stops_enrollment_and_saves_nothing(clips, tmp_path):
             if len(seen) == 3:
                 flags.cancel("session")
 
-        with pytest.raises(ui.Cancelled, match="cancelled; nothing was saved"):
+        with pytest.raises(session.Cancelled, match="cancelled; nothing was saved"):
             ui.enroll("Carol", [clips["reference_a"]], store, ["exam"], progress, flag)
         assert store.names() == [] and len(seen) == 3
 

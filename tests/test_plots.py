@@ -10,7 +10,7 @@ import pytest
 from exposeanyone.media.track import EXPRESSION_NAMES
 from exposeanyone.report import ScoreReport
 from exposeanyone.ui import actions as ui
-from exposeanyone.ui import plots
+from exposeanyone.ui import plots, session
 
 FPS = 25
 
@@ -164,13 +164,13 @@ def test_write_report_files(tmp_path):
 
 
 def test_cancel_flags_stop_only_their_session():
-    flags = ui.CancelFlags()
+    flags = session.CancelFlags()
     mine, other = flags.start("a"), flags.start("b")
     reports = []
-    progress = ui.cancellable(lambda f, m: reports.append(f), mine)
+    progress = session.cancellable(lambda f, m: reports.append(f), mine)
     progress(0.1, "x")
     assert flags.cancel("a") and not other.is_set()
-    with pytest.raises(ui.Cancelled):
+    with pytest.raises(session.Cancelled):
         progress(0.2, "y")
     assert reports == [0.1]
     flags.finish("a")
@@ -178,17 +178,17 @@ def test_cancel_flags_stop_only_their_session():
 
 
 def test_cancel_while_queued_stops_the_enrollment_when_it_starts():
-    flags = ui.CancelFlags()
+    flags = session.CancelFlags()
     waiting = flags.start("a")
     assert flags.start("a") is waiting  # a second click before the work started keeps the flag
     assert flags.cancel("a")
-    with pytest.raises(ui.Cancelled):
-        ui.cancellable(lambda f, m: None, flags.flag("a"))(0.0, "starting")
+    with pytest.raises(session.Cancelled):
+        session.cancellable(lambda f, m: None, flags.flag("a"))(0.0, "starting")
     assert not flags.start("a").is_set()  # the next enrollment starts afresh
 
 
 def test_session_files_are_separate_and_removed(tmp_path):
-    files = ui.SessionFiles(tmp_path)
+    files = session.SessionFiles(tmp_path)
     a, b = files.folder("abc"), files.folder("../x y")
     assert a != b and a.parent == tmp_path and b.parent == tmp_path
     (a / "f.txt").write_text("1")

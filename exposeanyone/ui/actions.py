@@ -24,7 +24,7 @@ from ..media.track import EXPRESSION_NAMES
 from ..pipeline import SHORT_REFERENCE_S, enroll_files, score_file
 from ..profiles import MAX_ARCHIVE_BYTES, Profile, ProfileStore
 from ..report import LIMITS_NOTE, ScoreReport
-from .session import REPLACE_HOW, CancelFlags, SessionFiles  # noqa: F401 - the app's session helpers, also here
+from .session import REPLACE_HOW, cancellable
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "Mouth and jaw": ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight",
@@ -105,25 +105,6 @@ def corruption_info(name: str) -> str:
     what = corruption.description.split(":")[0].split(" (")[0].rstrip(".")
     values = ", ".join(f"{v:g}" for v in corruption.params)
     return f"{what}; {corruption.unit} {values} at levels 1-5."
-
-
-# ------------------------------------------------------------------------------------- sessions
-class Cancelled(InputError):
-    """The user pressed Cancel."""
-
-
-def cancellable(progress: ProgressFn, flag: threading.Event | None) -> ProgressFn:
-    """``progress`` that raises :class:`Cancelled` at the next report once ``flag`` is set.
-
-    Work is stopped at its next progress report (a frame batch or a few training steps), because a
-    thread cannot be interrupted from outside.
-    """
-    def report(fraction: float, message: str) -> None:
-        if flag is not None and flag.is_set():
-            raise Cancelled("Enrollment was cancelled; nothing was saved.")
-        progress(fraction, message)
-
-    return report
 
 
 # ------------------------------------------------------------------------------------- enroll

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..core.errors import InputError, LimitError
+from ..core.progress import ProgressFn
 from ..profiles import ProfileStore
 
 SHARED_ENV = "EXPOSEANYONE_SHARED"
@@ -47,6 +48,24 @@ def shared_deployment(environ: Mapping[str, str] | None = None) -> bool:
     if flag in {"0", "false", "no", "off"}:
         return False
     return bool(environ.get("SPACE_ID"))
+
+
+class Cancelled(InputError):
+    """The user pressed Cancel."""
+
+
+def cancellable(progress: ProgressFn, flag: threading.Event | None) -> ProgressFn:
+    """``progress`` that raises :class:`Cancelled` at the next report once ``flag`` is set.
+
+    Work is stopped at its next progress report (a frame batch or a few training steps), because a
+    thread cannot be interrupted from outside.
+    """
+    def report(fraction: float, message: str) -> None:
+        if flag is not None and flag.is_set():
+            raise Cancelled("Enrollment was cancelled; nothing was saved.")
+        progress(fraction, message)
+
+    return report
 
 
 class CancelFlags:
