@@ -24,6 +24,7 @@ from ..core.jsonable import json_floats
 from ..core.progress import ProgressFn, no_progress
 from ..media.clip import ClipFeatures
 from ..media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
+from .audio_inputs import clip_audio
 from .audio_reference import reference_shifts, shifted_audio
 from .base import DetectorOutput, PersonModel
 from .baselines import RidgeModel, fit_ridge_cv, read_linear_model, target_scale_of, write_linear_model
@@ -36,9 +37,8 @@ MOUTH = [c for c in SPEECH_CHANNELS if c < len(BLENDSHAPE_NAMES)]
 
 
 def _speech_features(clip: ClipFeatures) -> np.ndarray:
-    if clip.audio.encoded is None:
-        raise InputError(f"'{clip.name}' was analysed without speech features, which the Whisper baseline needs.")
-    return np.asarray(clip.audio.encoded, dtype=float)
+    """``(frames, 512)`` the clip's Whisper features as float64 (refused in one sentence when missing)."""
+    return clip_audio(clip, "whisper-base")[0].astype(float)
 
 
 def _centred(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

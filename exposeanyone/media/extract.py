@@ -58,8 +58,9 @@ def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, lim
     cached = _cache_path(key)
     clip = _load_cached(cached, info.path.name) if use_cache and not refresh_cache else None
     analysed = clip is None
+    samples = None  # the (corrupted) audio, kept from the analysis so the speech encoder does not decode it again
     if analysed:
-        clip = _analyse(info, spec, limits, progress)
+        clip, samples = _analyse(info, spec, limits, progress)
         clip = ClipFeatures(track=clip.track, audio=clip.audio, name=info.path.name,
                             content_hash=file_hash if not spec else key, corruption=str(spec),
                             waveform_envelope=clip.waveform_envelope)
@@ -69,25 +70,24 @@ def extract_clip(path: str | Path, corrupt: CorruptionSpec | None = None, *, lim
     if use_cache and analysed:
         _save_cached(cached, clip)
     if speech_features:
-        clip = _with_speech_features(clip, info, spec, key, use_cache and not refresh_cache, use_cache, progress)
+        clip = _with_speech_features(clip, info, spec, key, samples, use_cache, progress)
     progress(1.0, "analysed")
     return clip
 
 
-def _with_speech_features(clip: ClipFeatures, info: MediaInfo, spec: CorruptionSpec, key: str, read: bool,
-                          write: bool, progress: ProgressFn) -> ClipFeatures:
-    """``clip`` with ``audio.encoded`` from the speech cache, else encoded from the file's audio now."""
+def _with_speech_features(clip: ClipFeatures, info: MediaInfo, spec: CorruptionSpec, key: str,
+                          samples: np.ndarray | None, use_cache: bool, progress: ProgressFn) -> ClipFeatures:
+    """``clip`` with ``audio.encoded``: from the speech cache when the clip's track came from the cache too
+    (``samples`` is None), else encoded now from ``samples``, or from the file's audio decoded again."""
     from .speech import SPEECH_ENCODER_SHA256, load_speech_encoder
 
     cached = _cache_path(_cache_key(key, {"speech_encoder": SPEECH_ENCODER_SHA256}), "speech")
-    encoded = _load_speech_cached(cached, clip.num_frames) if read else None
+    encoded = _load_speech_cached(cached, clip.num_frames) if use_cache and samples is None else None
     if encoded is None:
         progress(0.97, "encoding the speech")
-        audio = read_audio(info)
-        if spec.audio_snr_db is not None:
-            audio = add_audio_noise(audio, spec.audio_snr_db)
+        audio = samples if samples is not None else _corrupted_audio(info, spec)
         encoded = as_stored(load_speech_encoder().encode(audio, clip.num_frames))
-        if write:
+        if use_cache:
             buffer = io.BytesIO()
             np.savez(buffer, encoded=encoded.astype(np.float16))
             atomic_write_bytes(cached, buffer.getvalue())
@@ -112,7 +112,15 @@ def _load_speech_cached(path: Path, num_frames: int) -> np.ndarray | None:
     return encoded if encoded.shape[0] == num_frames and np.isfinite(encoded).all() else None
 
 
-def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits, progress: ProgressFn) -> ClipFeatures:
+def _corrupted_audio(info: MediaInfo, spec: CorruptionSpec) -> np.ndarray:
+    """The file's audio ``(samples,)`` at 16 kHz, with the spec's audio noise if it has any."""
+    audio = read_audio(info)
+    return audio if spec.audio_snr_db is None else add_audio_noise(audio, spec.audio_snr_db)
+
+
+def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits,
+             progress: ProgressFn) -> tuple[ClipFeatures, np.ndarray]:
+    """The clip's track and audio features, and the (corrupted) audio ``(samples,)`` they were made from."""
     from .corruptions import FrameCorruptor, reencode_h264
     from .tracking import FaceTracker
 
@@ -133,12 +141,11 @@ def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits, progress: Pr
                 if index % 25 == 0:
                     progress(0.95 * index / info.num_frames, f"tracking the face: frame {index}/{info.num_frames}")
             track = tracker.finish()
-        audio = read_audio(info)
+        audio = _corrupted_audio(info, spec)
     track = replace(track, extra={**track.extra, "denoising": denoising.to_json()})
-    if spec.audio_snr_db is not None:
-        audio = add_audio_noise(audio, spec.audio_snr_db)
-    return ClipFeatures(track=track, audio=audio_features(audio, track.num_frames),
+    clip = ClipFeatures(track=track, audio=audio_features(audio, track.num_frames),
                         waveform_envelope=waveform_envelope(audio, track.num_frames))
+    return clip, audio
 
 
 def waveform_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
