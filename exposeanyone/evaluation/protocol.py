@@ -128,6 +128,7 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
     tests = [r for r in rows if r.split == "test"]
     started = time.perf_counter()
     per_identity, scored_by_poi, false_alarms = {}, {}, []
+    unenrolled_scores: dict[tuple[str, str], float] = {}
     for p, poi in enumerate(pois):
         def step(fraction, message, p=p):
             progress((p + fraction) / max(1, len(pois)), f"{poi}: {message}")
@@ -142,7 +143,13 @@ def evaluate(rows: Sequence[ManifestRow], load: Callable[[ManifestRow, bool], Cl
         threshold = _threshold(detector, detector_name, profile)
 
         def score(clip: ClipFeatures) -> float:
-            return score_clip(clip, profile, detector_name, detector=detector).score
+            if profile is not None:
+                return score_clip(clip, profile, detector_name, detector=detector).score
+            # without a profile a clip scores the same for every person: an impostor is scored once, not per person
+            key = (clip.name, clip.content_hash)
+            if key not in unenrolled_scores:
+                unenrolled_scores[key] = score_clip(clip, None, detector_name, detector=detector).score
+            return unenrolled_scores[key]
 
         own = [r for r in tests if r.identity == poi]
         own_real = [r for r in own if r.is_real]
