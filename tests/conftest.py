@@ -50,3 +50,13 @@ def bad_input(synthetic_media_dir):
         return made[kind]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """The app tests' clips: two 6-s references and a 5-s clip to check, of the synthetic person (read-only)."""
+    from app_testing import talking_clips
+
+    wanted = {"reference_a": dict(seconds=6.0, seed=0), "reference_b": dict(seconds=6.0, seed=1),
+              "check": dict(seconds=5.0, seed=2)}
+    return talking_clips(tmp_path_factory.mktemp("app-clips"), wanted)

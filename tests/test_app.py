@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from app_testing import app_environment, running_app, talking_clips
+from app_testing import app_environment, running_app
 from media_factory import make_bad_input
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -19,14 +19,6 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from exposeanyone.ui import actions as ui  # noqa: E402
 from exposeanyone.ui import session  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("clips")
-    wanted = {"reference_a": dict(seconds=6.0, seed=0), "reference_b": dict(seconds=6.0, seed=1),
-              "check": dict(seconds=5.0, seed=2)}
-    return talking_clips(folder, wanted)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from app_testing import app_environment, running_app, talking_clips
+from app_testing import app_environment, running_app
 
 gradio_client = pytest.importorskip("gradio_client")
 synthetic = pytest.importorskip("exposeanyone.demo.synthetic")
@@ -57,14 +57,6 @@ def test_each_session_of_a_shared_app_has_its_own_store(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ through the API
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("session-clips")
-    wanted = {"reference_a": dict(seconds=6.0, seed=0), "reference_b": dict(seconds=6.0, seed=1),
-              "check": dict(seconds=5.0, seed=2)}
-    return talking_clips(folder, wanted)
-
-
 @pytest.fixture(scope="module")
 def shared_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("shared-app")
