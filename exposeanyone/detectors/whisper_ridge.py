@@ -149,8 +149,9 @@ class WhisperRidgeBaseline:
         shifts = reference_shifts(clip.num_frames)
         moved = (np.mean([self.mouth_errors(shifted_audio(clip, s), starts)[0] for s in shifts], axis=0)
                  if shifts else np.full(len(starts), np.nan))
+        own, moved = np.where(usable, own, np.nan), np.where(usable, moved, np.nan)  # like the score, only where usable
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(usable & (moved > 0), own / moved, np.nan)
+            ratios = np.where(moved > 0, own / moved, np.nan)
         observed = clip.track.expressions()
         observed[~clip.track.valid] = np.nan
         generated = np.full(observed.shape, np.nan)
