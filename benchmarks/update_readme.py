@@ -203,6 +203,14 @@ def speed_section() -> list[str]:
                       f"{_fmt(timing.get('score_10s_clip_end_to_end_s'), 2)} s end to end with decoding and tracking "
                       f"({_fmt(timing.get('score_s_per_clip_s'))} s per second of video); "
                       f"peak RSS {timing['peak_rss_mb']:.0f} MB."]
+    cuda = _load("timing_exam_cuda")
+    if cuda:
+        lines += ["", f"exam on {cuda['device']} (`{cuda['command']}`, the models alone on the same two analysed "
+                  f"clips, no code change): enrollment of 60 s of reference {_fmt(cuda['enroll_60s_reference_s'], 1)} s, "
+                  f"scoring a 10 s clip {_fmt(cuda['score_10s_clip_model_only_s'], 2)} s; the same clip's score "
+                  f"{_fmt(cuda.get('clip_score'))} as on the CPU. Enrollment is bound by its 450 small Adam steps "
+                  "(Python, kernel launches, audio augmentation on the CPU), not by the GPU: the same run on that "
+                  "machine's 16 CPU cores (`EXPOSEANYONE_DEVICE=cpu`, same command) took 15.5 s."]
     return lines
 
 
