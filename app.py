@@ -10,11 +10,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from exposeanyone.core.config import Limits, avdata_dir, profiles_dir
+from exposeanyone.core.config import EXAMPLES_DIR, Limits, profiles_dir
 from exposeanyone.core.errors import InputError
 from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.profiles import ProfileStore
 from exposeanyone.ui import actions as ui
+from exposeanyone.ui import examples as example_clips
 from exposeanyone.ui import plots, session
 from exposeanyone.ui.session import ProfileStores, shared_deployment
 
@@ -38,6 +39,11 @@ INTRO = """# ExposeAnyone
 **Is this talking-head video really them?** Enroll a person from a few genuine clips of them speaking, then
 check any clip that claims to show them. The app tells you whether the face moves the way *this person*
 moves to *this audio*, and shows why."""
+READY_NOTE = ("**Try it now:** *{person}* is already enrolled, so click one of the example clips below **Check** "
+              "to get a verdict in seconds. To check someone else, enroll them first in *1. Enroll a person* from "
+              "20 s or more of genuine footage.")
+EXAMPLES_NOTE = ("Each example's label says what the clip truly is; compare it with the verdict. The shipped models "
+                 "do not get every example right: the README's *Examples* section says which and why.")
 SHARED_NOTE = ("**Your profiles are private to this tab**: other visitors cannot see or change them, and they are "
                "deleted when you close it. Download a profile's archive to keep it, and upload it again next time.")
 
@@ -102,19 +108,26 @@ def _profile_choices(names: list[str], value: str | None = None):
 
 
 def build_demo(store: ProfileStore | None = None, examples: bool = True,
-               session_files: session.SessionFiles | None = None, shared: bool | None = None) -> gr.Blocks:
-    """The app. ``store`` defaults to the user's profiles folder; ``examples=False`` skips making example clips.
+               session_files: session.SessionFiles | None = None, shared: bool | None = None,
+               warm_up: bool = False) -> gr.Blocks:
+    """The app. ``store`` defaults to the user's profiles folder; ``examples=False`` offers no example clips
+    and no ready person; ``warm_up`` loads the models and analyses the example clips first
+    (:func:`~exposeanyone.ui.examples.warm_up`: part of start-up, so the first visitor's check takes seconds).
 
     ``shared`` (default: :func:`~exposeanyone.ui.session.shared_deployment`) gives every session its own
     profiles, deleted with the session, instead of ``store``.
     """
     files = session_files or session.SessionFiles()
-    stores = ProfileStores(store or ProfileStore(profiles_dir()), files,
-                           shared_deployment() if shared is None else shared)
-    cancels = session.CancelFlags()
     detectors = ui.available_detectors()
     enrolling = ui.enrolling_detectors()
-    example_sets = _examples() if examples else []
+    example = _examples() if examples else None
+    stores = ProfileStores(store or ProfileStore(profiles_dir()), files,
+                           shared_deployment() if shared is None else shared,
+                           ready=example_clips.ready_store(example, enrolling))
+    cancels = session.CancelFlags()
+    ready_person = stores.ready_names[0] if stores.ready_names else None
+    if warm_up and ready_person:
+        example_clips.warm_up(example, detectors[:2])
 
     # ----------------------------------------------------------------------------- handlers
     @gpu(duration=600)
@@ -146,7 +159,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
 
     def show_profile(name, request: gr.Request):
         try:
-            store = stores.for_session(_session(request))
+            store = stores.holding(_session(request), name)
             _, text = ui.profile_overview(store, name)
             archive = ui.export_profile(store, name, files.folder(_session(request))) if name else None
         except InputError as error:
@@ -177,8 +190,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
     @gpu(duration=300)
     def check_clip(video, profile_name, detector, corrupt, channels, request: gr.Request, progress=gr.Progress()):
         try:
-            report = ui.check(video, profile_name, stores.for_session(_session(request)), detector, corrupt or "",
-                              _progress_fn(progress))
+            report = ui.check(video, profile_name, stores.holding(_session(request), profile_name), detector,
+                              corrupt or "", _progress_fn(progress))
             json_path, csv_path = ui.write_report_files(report, files.folder(_session(request)))
         except InputError as error:
             empty = plots.message_figure(str(error))
@@ -231,13 +244,15 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
         files.remove(_session(request))
 
     # ----------------------------------------------------------------------------- layout
-    initial_names = [] if stores.shared else stores.store.names()  # a shared app's visitor starts with none
+    initial_names = stores.names(None)  # a shared app's visitor starts with the ready person only
     with gr.Blocks(title="ExposeAnyone", delete_cache=(3600, 3600)) as demo:
         report_state = gr.State(None, time_to_live=3600)  # a report holds per-frame curves: free it after an hour
         gr.Markdown(INTRO)
+        if ready_person:
+            gr.Markdown(READY_NOTE.format(person=ready_person), elem_id="ready-note")
         if stores.shared:
             gr.Markdown(SHARED_NOTE, elem_id="shared-note")
-        with gr.Tabs():
+        with gr.Tabs(selected="check" if ready_person else "enroll"):
             with gr.Tab("1. Enroll a person", id="enroll"):
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -254,8 +269,9 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                         with gr.Row():
                             enroll_button = gr.Button("Enroll", variant="primary")
                             cancel_button = gr.Button("Cancel", variant="stop")
-                        for example in example_sets:
-                            gr.Examples([[[str(p) for p in example.references], example.person]],
+                        if example is not None:
+                            own_name = f"{example.person} (mine)" if ready_person else example.person
+                            gr.Examples([[[str(p) for p in example.references], own_name]],
                                         inputs=[references, person], label=f"Reference clips: {example.person}")
                     with gr.Column(scale=1):
                         enroll_status = gr.Markdown("Upload clips, name the person and press **Enroll**.",
@@ -278,8 +294,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                 with gr.Row():
                     with gr.Column(scale=2):
                         clip = gr.Video(label="Clip to check", sources=["upload"], height=360)
-                        check_profile = gr.Dropdown(initial_names, label="Profile", allow_custom_value=True,
-                                                    info="The person the clip claims to show.")
+                        check_profile = gr.Dropdown(initial_names, value=ready_person, label="Profile",
+                                                    allow_custom_value=True, info="The person the clip claims to show.")
                         detector = gr.Dropdown(detectors, value=detectors[0], label="Detector",
                                                info="exam needs a profile; fau and sync judge anyone.")
                         with gr.Accordion("Corruptions: test how the verdict holds", open=False):
@@ -290,10 +306,15 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                             corrupt = gr.Textbox(label="Corruption spec", value="", elem_id="corrupt-spec",
                                                  info="Set by the sliders, or typed, e.g. 'blur:3,jpeg:2'.")
                         check_button = gr.Button("Check", variant="primary")
-                        for example in example_sets:
-                            gr.Examples([[str(p)] for p in example.checks], inputs=[clip],
-                                        example_labels=example.check_labels,
-                                        label=f"Clips to check (enrolled example: {example.person})")
+                        check_examples = None
+                        if example is not None:
+                            check_examples = gr.Examples(
+                                [[str(p), ready_person or example.person] for p in example.checks],
+                                inputs=[clip, check_profile], example_labels=example.check_labels,
+                                label=f"Clips of {example.person} to check" + (" (click: checked at once)"
+                                                                               if ready_person else ""),
+                                elem_id="check-examples")
+                            gr.Markdown(EXAMPLES_NOTE)
                     with gr.Column(scale=3):
                         verdict = gr.Markdown("Upload a clip, pick the profile and press **Check**.",
                                               elem_classes=["status-box", "numbers"], elem_id="verdict")
@@ -340,46 +361,53 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
             slider.change(spec_from_sliders, sliders, corrupt, queue=False, api_visibility="private")
         group.change(ui.default_channels, group, channels, queue=False, api_visibility="private")
         channels.change(redraw_trajectories, [report_state, channels], trajectory_plot, api_visibility="private")
-        score_event = check_button.click(
-            check_clip, [clip, check_profile, detector, corrupt, channels],
-            [verdict, summary, genuine_plot, frame_plot, trajectory_plot, downloads, report_state],
-            api_name="score", concurrency_id=HEAVY, concurrency_limit=1)
-        follow_up = {"api_visibility": "undocumented", "concurrency_id": HEAVY, "concurrency_limit": 1}
-        score_event.success(annotate_clip, [clip, report_state], [annotated, downloads], api_name="annotate",
-                            **follow_up)
-        score_event.success(fau_result, [clip, report_state], [fau_text, fau_plot],
-                            api_name="fau", **follow_up)
+
+        def run_check(trigger, public: bool) -> None:
+            """``check_clip`` on ``trigger``, then the annotated copy and the FauForensics opinion; ``public``:
+            under the API names "score", "annotate" and "fau"."""
+            api = ({"api_name": "score"}, {"api_name": "annotate", "api_visibility": "undocumented"},
+                   {"api_name": "fau", "api_visibility": "undocumented"}) if public else \
+                ({"api_visibility": "private"},) * 3
+            heavy = {"concurrency_id": HEAVY, "concurrency_limit": 1}
+            score_event = trigger(check_clip, [clip, check_profile, detector, corrupt, channels],
+                                  [verdict, summary, genuine_plot, frame_plot, trajectory_plot, downloads, report_state],
+                                  **heavy, **api[0])
+            score_event.success(annotate_clip, [clip, report_state], [annotated, downloads], **heavy, **api[1])
+            score_event.success(fau_result, [clip, report_state], [fau_text, fau_plot], **heavy, **api[2])
+
+        run_check(check_button.click, public=True)
+        if check_examples is not None and ready_person:  # one click on an example checks it
+            run_check(check_examples.load_input_event.then, public=False)
         demo.load(refresh_profiles, [profile_pick, check_profile], [profile_pick, check_profile],
                   api_visibility="private")
         demo.unload(cleanup)
     return demo
 
 
-def _examples() -> list[ui.Examples]:
-    """Synthetic example clips (made once, in a few seconds) and, when present, real ones from avdata."""
-    sets = []
+def _examples() -> example_clips.Examples | None:
+    """The shipped GRID examples, or synthetic clips (made once, in a few seconds) where they are absent."""
+    shipped = example_clips.shipped_examples()
+    if shipped is not None:
+        return shipped
     try:
-        sets.append(ui.synthetic_examples())
+        return example_clips.synthetic_examples()
     except (ImportError, InputError, OSError) as error:  # the app works without examples
-        print(f"note: no synthetic examples ({error})")
-    real = ui.avdata_examples()
-    if real is not None:
-        sets.append(real)
-    return sets
+        print(f"note: no example clips ({error})")
+        return None
 
 
 def launch_options() -> dict:
     """``launch()`` arguments shared by ``python app.py`` and the tests."""
     limits = Limits.from_env()
     # only the example clips and the docs: never the analysis cache, the profiles or a session's files
-    allowed = [str(ui.examples_dir()), str(DOCS_DIR)] + ([str(avdata_dir())] if avdata_dir() else [])
+    allowed = [str(EXAMPLES_DIR), str(example_clips.synthetic_dir()), str(DOCS_DIR)]
     return {"max_file_size": int(limits.max_file_mb * gr.FileSize.MB), "theme": THEME, "css": CSS,
             "allowed_paths": allowed, "show_error": False}
 
 
 def main() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
-    demo = build_demo()
+    demo = build_demo(warm_up=True)
     demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("EXPOSEANYONE_QUEUE_SIZE", "20")))
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **launch_options())

@@ -10,6 +10,7 @@ moment leaves the old profile or the new one, and two enrollments of one name ne
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import json
@@ -19,6 +20,7 @@ import shutil
 import time
 import unicodedata
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -195,12 +197,21 @@ class ProfileStore:
     """The profiles folder.
 
     ``where`` names the folder in messages (default: its path), e.g. "this session's profiles" where the path
-    should not be shown.
+    should not be shown. ``reserved`` names belong to another store shown beside this one (the app's ready
+    example person) and are refused; a ``read_only`` store (that example person's, shipped in the repository)
+    is read without taking locks and refuses every change.
     """
 
-    def __init__(self, root: str | Path, where: str | None = None) -> None:
+    def __init__(self, root: str | Path, where: str | None = None, *, reserved: Iterable[str] = (),
+                 read_only: bool = False) -> None:
         self.root = Path(root)
         self.where = where or str(self.root)
+        self.reserved = frozenset(validate_name(name) for name in reserved)
+        self.read_only = read_only
+
+    def reserving(self, names: Iterable[str]) -> "ProfileStore":
+        """This folder with ``names`` refused as well (see the class notes)."""
+        return ProfileStore(self.root, self.where, reserved=self.reserved | set(names), read_only=self.read_only)
 
     def folder(self, name: str) -> Path:
         folder = (self.root / validate_name(name)).resolve()
@@ -220,14 +231,24 @@ class ProfileStore:
     def refuse_existing(self, name: str, how: str = "pass replace=True") -> None:
         """:class:`ProfileExists` when a profile of that name exists: one sentence ending with ``how`` to
         overwrite it (e.g. "tick 'Replace'", "pass --replace")."""
+        self.refuse_reserved(name)
         if self.exists(name):
             raise ProfileExists(f"A profile named {validate_name(name)!r} exists; {how} to overwrite it.")
+
+    def refuse_reserved(self, name: str) -> None:
+        """:class:`ProfileExists` when ``name`` is reserved, or :class:`ProfileError` when this store is read-only."""
+        if self.read_only:
+            raise ProfileError(f"The profiles of {self.where} cannot be changed.")
+        if validate_name(name) in self.reserved:
+            raise ProfileExists(f"{validate_name(name)!r} is the app's ready example person and cannot be "
+                                "replaced; choose another name.")
 
     def save(self, profile: Profile, replace: bool = True, how: str = "pass replace=True") -> Path:
         """Write the profile atomically, replacing any previous one of that name, or with ``replace=False``
         refusing (:class:`ProfileExists`) when one exists: checked under the name's lock, so of two saves
         of a new name one wins and the other is refused."""
         target = self.folder(profile.name)
+        self.refuse_reserved(profile.name)
         self.root.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self._lock_path(profile.name)):
             recover_directory(target)
@@ -267,7 +288,7 @@ class ProfileStore:
             known = ", ".join(self.names()) or "none yet"
             raise ProfileError(f"No profile named {name!r} in {self.where} (enrolled: {known}). Enroll the person first.")
         # under the lock: a save swapping folders meanwhile would otherwise mix its old card with new weights
-        with exclusive_lock(self._lock_path(name)):
+        with self._reading(name):
             return self._read(folder, name)
 
     def _read(self, folder: Path, name: str) -> Profile:
@@ -286,6 +307,7 @@ class ProfileStore:
     def delete(self, name: str) -> None:
         """Remove a profile; it vanishes at once (a rename), so a crash never leaves half of it."""
         folder = self.folder(name)
+        self.refuse_reserved(name)
         with exclusive_lock(self._lock_path(name)):
             recover_directory(folder)
             if folder.exists():
@@ -298,7 +320,7 @@ class ProfileStore:
         folder = self.folder(name)
         self.load(name)  # a clear error for a missing or damaged profile, before taking the lock
         buffer = io.BytesIO()
-        with exclusive_lock(self._lock_path(name)):
+        with self._reading(name):
             self._read(folder, name)
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                 for item in sorted(folder.iterdir()):
@@ -333,6 +355,10 @@ class ProfileStore:
         profile = Profile(name=target_name, card=card, models=models)
         self.save(profile, replace=replace, how=how)
         return profile
+
+    def _reading(self, name: str):
+        """The name's lock, or none for a read-only store: nothing swaps its folders, which may not be writable."""
+        return contextlib.nullcontext() if self.read_only else exclusive_lock(self._lock_path(name))
 
     def _lock_path(self, name: str) -> Path:
         return self.root / ".locks" / f"{validate_name(name)}.lock"

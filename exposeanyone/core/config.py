@@ -21,6 +21,8 @@ N_MELS = 80
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ASSETS_DIR = Path(os.environ.get("EXPOSEANYONE_ASSETS_DIR", PACKAGE_DIR.parent / "assets"))
+EXAMPLES_DIR = Path(os.environ.get("EXPOSEANYONE_EXAMPLES_DIR", PACKAGE_DIR.parent / "examples"))
+"""The app's example clips and their ready person (``examples/NOTICE.md``); absent from a pip-installed package."""
 
 
 def _env_float(name: str, default: float) -> float:

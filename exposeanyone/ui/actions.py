@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..core.config import Limits, avdata_dir, cache_dir
+from ..core.config import Limits
 from ..core.errors import InputError
 from ..core.jsonable import is_finite, json_float
 from ..core.progress import ProgressFn, no_progress
@@ -113,9 +112,11 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
            limits: Limits | None = None, replace: bool = False) -> Profile:
     """Enroll a person from uploaded reference clips (see :func:`exposeanyone.pipeline.enroll_files`).
 
-    A profile of that name is replaced only with ``replace=True``; otherwise it is refused in one sentence
-    before any clip is analysed (the app runs one enrollment at a time, so none can slip in meanwhile).
+    A profile of that name is replaced only with ``replace=True`` (the ready example person never); otherwise
+    it is refused in one sentence before any clip is analysed (the app runs one enrollment at a time, so
+    none can slip in meanwhile).
     """
+    store.refuse_reserved(name)
     if not replace:
         store.refuse_existing(name, REPLACE_HOW)
     detectors = list(detectors or enrolling_detectors()[:1])
@@ -330,65 +331,6 @@ def write_report_files(report: ScoreReport, folder: Path) -> tuple[Path, Path]:
     json_path.write_text(report.to_json_text(), encoding="utf-8")
     csv_path.write_text(report.frames_csv(), encoding="utf-8")
     return json_path, csv_path
-
-
-# ------------------------------------------------------------------------------------- examples
-@dataclass(frozen=True)
-class Examples:
-    """Example clips: references to enroll from and clips to check, with what each check clip is."""
-
-    references: list[Path]
-    checks: list[Path]
-    check_labels: list[str]
-    person: str
-
-
-def examples_dir() -> Path:
-    """Where the app's generated example clips live (served to visitors; nothing else of the cache is)."""
-    return cache_dir() / "app-examples"
-
-
-def synthetic_examples(folder: Path | None = None) -> Examples:
-    """Generate (once) short synthetic talking clips to try the app with on a fresh machine."""
-    from ..demo.synthetic import make_talking_clip
-
-    folder = Path(folder) if folder else examples_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {"reference_a.mp4": dict(seconds=8.0, seed=0), "reference_b.mp4": dict(seconds=8.0, seed=1),
-              "check_same_person.mp4": dict(seconds=5.0, seed=2),
-              "check_out_of_sync.mp4": dict(seconds=5.0, seed=3, audio_shift_ms=400.0)}
-    paths = {}
-    for name, options in wanted.items():
-        path = folder / name
-        if not path.is_file():
-            partial = folder / f".{name}.partial.mp4"
-            make_talking_clip(partial, **options)
-            partial.replace(path)
-        paths[name] = path
-    return Examples(references=[paths["reference_a.mp4"], paths["reference_b.mp4"]],
-                    checks=[paths["check_same_person.mp4"], paths["check_out_of_sync.mp4"]],
-                    check_labels=["synthetic: genuine, new speech", "synthetic: voice 0.4 s late (fake)"],
-                    person="synthetic speaker")
-
-
-def avdata_examples(max_checks: int = 3) -> Examples | None:
-    """A few real clips from the avdata corpus by path (never copied), or None when it is absent."""
-    root = avdata_dir()
-    if root is None:
-        return None
-    from ..evaluation.manifest import read_manifest
-
-    rows = [r for r in read_manifest(root / "MANIFEST.tsv") if r.path.is_file()]
-    references = [r for r in rows if r.split == "ref"]
-    if not references:
-        return None
-    person = references[0].identity
-    tests = [r for r in rows if r.split == "test"]
-    checks = ([r for r in tests if r.identity == person][:max_checks - 1]
-              + [r for r in tests if r.identity != person and r.label == "fake"][:1])
-    labels = [f"{r.identity}: {'genuine' if r.is_real else r.manipulation + ' (fake)'}" for r in checks]
-    return Examples(references=[r.path for r in references if r.identity == person], checks=[r.path for r in checks],
-                    check_labels=labels, person=person)
 
 
 # ------------------------------------------------------------------------------------- helpers

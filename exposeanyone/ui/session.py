@@ -166,25 +166,38 @@ class SessionFiles:
 
 
 class ProfileStores:
-    """Which profile store a session uses: the one on disk (local app) or its own (shared deployment)."""
+    """Which profile store a session uses: the one on disk (local app) or its own (shared deployment), with
+    the ready example person (``ready``, read-only, shown to everyone) beside it, whose name no one can take."""
 
     def __init__(self, store: ProfileStore, files: SessionFiles, shared: bool,
-                 max_profiles: int = MAX_SESSION_PROFILES) -> None:
-        self.store, self.files, self.shared, self.max_profiles = store, files, shared, max_profiles
+                 max_profiles: int = MAX_SESSION_PROFILES, ready: ProfileStore | None = None) -> None:
+        self.ready = ready
+        self.ready_names = ready.names() if ready is not None else []
+        self.store = store.reserving(self.ready_names) if self.ready_names else store
+        self.files, self.shared, self.max_profiles = files, shared, max_profiles
 
     def for_session(self, session: str | None) -> ProfileStore:
+        """The store the session enrolls into and installs into."""
         if not self.shared:
             return self.store
         if not _session_key(session):
             raise InputError("This request belongs to no session, so it has no profiles; reload the page.")
-        return ProfileStore(self.files.folder(session) / "profiles", where=SESSION_PROFILES)
+        return ProfileStore(self.files.folder(session) / "profiles", where=SESSION_PROFILES,
+                            reserved=self.ready_names)
+
+    def holding(self, session: str | None, name: str | None) -> ProfileStore:
+        """The store to read the profile ``name`` from: the ready person's, else the session's."""
+        if self.ready is not None and name in self.ready_names:
+            return self.ready
+        return self.for_session(session)
 
     def names(self, session: str | None) -> list[str]:
-        """The profiles the session may pick (none once it has ended)."""
+        """The profiles the session may pick: the ready person first, then its own (none once it has ended)."""
         try:
-            return self.for_session(session).names()
+            own = self.for_session(session).names()
         except InputError:
-            return []
+            own = []
+        return self.ready_names + [name for name in own if name not in self.ready_names]
 
     def check_room(self, store: ProfileStore, name: str | None) -> None:
         """Refuse a new profile (``name`` None: not known yet) in a session that holds the most a shared
