@@ -327,7 +327,7 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                                            multiselect=True, label="Channels shown",
                                            info="Observed (solid) vs generated from the audio by the person's "
                                                 "model (dashed).")
-                trajectory_plot = gr.Plot(label="Expression trajectories")
+                trajectory_plot = gr.Plot(label="Expression trajectories", elem_id="trajectories")
                 with gr.Row():
                     annotated = gr.Video(label="Annotated copy: verdict and score strip, cursor = current time",
                                          interactive=False, height=480, elem_id="annotated")

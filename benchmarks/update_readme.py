@@ -203,6 +203,12 @@ def speed_section() -> list[str]:
                       f"{_fmt(timing.get('score_10s_clip_end_to_end_s'), 2)} s end to end with decoding and tracking "
                       f"({_fmt(timing.get('score_s_per_clip_s'))} s per second of video); "
                       f"peak RSS {timing['peak_rss_mb']:.0f} MB."]
+    first = _load("first_verdict")
+    if first:
+        lines += ["", f"First verdict (`{first['command']}`): the app starts in {_fmt(first['startup_s'], 1)} s (models "
+                  f"loaded and the example clips analysed before it serves); a visitor who opens the page and clicks "
+                  f"the first example gets the verdict {_fmt(first['open_to_verdict_s'], 1)} s after opening it "
+                  f"(target {_fmt(first['target_open_to_verdict_s'], 0)} s; \"{first['verdict']}\")."]
     cuda = _load("timing_exam_cuda")
     if cuda:
         lines += ["", f"exam on {cuda['device']} (`{cuda['command']}`, the models alone on the same two analysed "

@@ -96,9 +96,18 @@ def _reference_entry(clip: ClipFeatures) -> ReferenceEntry:
 
 def enroll_files(name: str, videos: Sequence[str | Path], store: ProfileStore,
                  detectors: Sequence[str] = ("exam",), limits: Limits | None = None,
-                 progress: ProgressFn = no_progress) -> Profile:
-    """Analyse reference videos, enroll the person and save the profile (nothing is saved on failure)."""
+                 progress: ProgressFn = no_progress, replace: bool = False,
+                 how: str = "pass replace=True") -> Profile:
+    """Analyse reference videos, enroll the person and save the profile (nothing is saved on failure).
+
+    A profile of that name is replaced only with ``replace=True``; otherwise it is refused
+    (:class:`~exposeanyone.profiles.ProfileExists`, one sentence ending with ``how`` to overwrite it) before any
+    video is analysed, and again when saving, should one have appeared meanwhile.
+    """
     name = validate_name(name)
+    store.refuse_reserved(name)
+    if not replace:
+        store.refuse_existing(name, how)
     limits = limits or Limits.from_env()
     if not videos:
         raise InputError("Give at least one reference video of the person speaking.")
@@ -111,7 +120,7 @@ def enroll_files(name: str, videos: Sequence[str | Path], store: ProfileStore,
         clips.append(extract_clip(video, limits=limits, progress=lambda f, m, i=i: progress(
             0.3 * (i + f) / len(videos), f"reference {i + 1}/{len(videos)}: {m}")))
     profile = enroll_clips(name, clips, detectors, lambda f, m: progress(0.3 + 0.7 * f, m))
-    store.save(profile)
+    store.save(profile, replace=replace, how=how)
     return profile
 
 

@@ -83,7 +83,10 @@ def app_environment(root: Path, shipped_models: bool = False):
     patch.setenv("EXPOSEANYONE_CACHE_DIR", str(root / "cache"))
     patch.setenv("EXPOSEANYONE_PROFILES_DIR", str(root / "profiles"))
     patch.setenv("GLOG_minloglevel", "2")
-    if not shipped_models:
+    if shipped_models:  # also inside another app's environment with tiny models
+        patch.delenv("EXPOSEANYONE_EXAM_MODEL", raising=False)
+        patch.delenv("EXPOSEANYONE_FAU_MODEL", raising=False)
+    else:
         patch.setenv("EXPOSEANYONE_EXAM_MODEL", str(save_tiny_exam(root / "exam")))
         patch.setenv("EXPOSEANYONE_FAU_MODEL", str(save_tiny_fau(root / "fau")))
         patch.setattr(exam_detector, "MIN_PERSONALIZE_STEPS", PERSONALIZE_STEPS)

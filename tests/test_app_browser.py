@@ -238,3 +238,31 @@ def test_two_visitors_of_a_shared_app_keep_their_own_profiles(shared_app, browse
     finally:
         for context in contexts:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def example_app(tmp_path_factory):
+    """The app as a first visitor of a Space finds it: shipped models, the GRID examples and the ready person."""
+    root = tmp_path_factory.mktemp("browser-example-app")
+    with app_environment(root, shipped_models=True), running_app(root, examples=True, shared=True) as (_, url, _):
+        yield url
+
+
+@pytest.mark.skipif(not (ROOT / "examples" / "examples.json").is_file(), reason="examples/ is not in this checkout")
+def test_a_first_visitor_checks_an_example_with_one_click(example_app, browser, screenshot_dir):
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        tab.goto(example_app)
+        note = tab.wait_for_selector("#ready-note").inner_text()
+        assert "GRID speaker s1" in note and "already enrolled" in note
+        assert tab.get_by_label("Profile", exact=True).input_value() == "GRID speaker s1"  # the check tab is open
+        tab.locator("#check-examples button", has_text="genuine: other sentences").click()
+        tab.wait_for_selector("#verdict h2", timeout=600_000)
+        assert tab.locator("#verdict h2").first.inner_text().startswith("REAL")
+        trajectories = wait_for_plot_change(tab, "Expression trajectories", [])
+        assert {"observed", "generated"} <= {t["name"] for t in trajectories}
+        time.sleep(1)
+        tab.locator("#trajectories").screenshot(path=str(screenshot_dir / "app_trajectories.png"))
+        tab.screenshot(path=str(screenshot_dir / "app_first_visit.png"), full_page=True)
+    finally:
+        tab.close()

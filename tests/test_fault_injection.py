@@ -73,17 +73,17 @@ def enroll_worker(root: str, version: int, video: str) -> None:
     real_save = store.save
     timing = {}
 
-    def timed_save(profile):
+    def timed_save(profile, **options):
         timing["save_start"] = time.monotonic() - timing["go"]
         print("saving", flush=True)
-        real_save(profile)
+        real_save(profile, **options)
         timing["save_end"] = time.monotonic() - timing["go"]
 
     store.save = timed_save
     print("ready", flush=True)
     sys.stdin.readline()
     timing["go"] = time.monotonic()
-    enroll_files(NAME, [video, video], store, [VersionDetector.name])
+    enroll_files(NAME, [video, video], store, [VersionDetector.name], replace=True)
     timing.pop("go")
     print(json.dumps(timing), flush=True)
 

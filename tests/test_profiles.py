@@ -151,3 +151,14 @@ def test_unknown_card_keys_survive_a_save(tmp_path):
     store.save(store.load("Ada Lovelace"))
     again = json.loads((folder / "profile.json").read_text())
     assert again["added_later"] == {"x": 1} and again["detectors"]["exam"]["note"] == "kept"
+
+
+def test_the_library_enrolls_over_an_existing_name_only_when_asked(tmp_path):
+    from exposeanyone.pipeline import enroll_files
+    from exposeanyone.profiles import ProfileExists
+
+    store = ProfileStore(tmp_path)
+    store.save(make_profile("Ada", value=3.0))
+    with pytest.raises(ProfileExists, match=r"^A profile named 'Ada' exists; pass replace=True to overwrite it\.$"):
+        enroll_files("Ada", [tmp_path / "not-analysed.mp4"], store)  # refused before any video is read
+    assert store.names() == ["Ada"] and store.load("Ada").models["exam"].tensors["adapter_tokens"][0, 0] == 3.0

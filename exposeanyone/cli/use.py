@@ -75,9 +75,8 @@ def run_enroll(args) -> int:
     from ..pipeline import enroll_files
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
-    if not args.replace:  # before minutes of tracking
-        profile_store(args).refuse_existing(args.name, "pass --replace")
-    profile = enroll_files(args.name, args.videos, profile_store(args), detectors, Limits.from_env(), progress_printer())
+    profile = enroll_files(args.name, args.videos, profile_store(args), detectors, Limits.from_env(), progress_printer(),
+                           replace=args.replace, how="pass --replace")
     if sys.stderr.isatty():
         print(file=sys.stderr)
     card = profile.card

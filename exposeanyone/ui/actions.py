@@ -116,7 +116,7 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
     it is refused in one sentence before any clip is analysed (the app runs one enrollment at a time, so
     none can slip in meanwhile).
     """
-    store.refuse_reserved(name)
+    store.refuse_reserved(name)  # before the detectors are checked: this sentence is the one that matters
     if not replace:
         store.refuse_existing(name, REPLACE_HOW)
     detectors = list(detectors or enrolling_detectors()[:1])
@@ -126,7 +126,8 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
         raise InputError(f"No detector that learns a person is installed: restore {best.shipped_as} "
                          f"(or train it with `exposeanyone {best.train_command}`).")
     videos = [str(v) for v in videos or [] if v]
-    return enroll_files(name, videos, store, detectors, limits, cancellable(progress, cancel))
+    return enroll_files(name, videos, store, detectors, limits, cancellable(progress, cancel), replace=replace,
+                        how=REPLACE_HOW)
 
 
 def enrollment_summary(profile: Profile) -> dict:
