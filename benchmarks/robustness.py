@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 from common import RESULTS_DIR, command_line, print_table, require_avdata, write_result
@@ -102,7 +103,8 @@ def main() -> None:
                               audio_swap_drop_points=drop(clean, result, "audio_swap_auc"))
                 runs[spec] = result
                 print(f"{detector} {spec}: {result}", flush=True)
-                payload["detectors"][detector] = {"command": command_line(), "clean": clean, "corrupted": runs,
+                payload["detectors"][detector] = {"command": command_line(), "date": time.strftime("%Y-%m-%d"),
+                                                  "clean": clean, "corrupted": runs,
                                                   "average_drop_by_level": _average_drops(runs, levels)}
                 write_result("robustness", payload)
         print_table(["corruption", *[f"level {lv} AUC (drop)" for lv in levels]],

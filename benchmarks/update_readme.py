@@ -170,8 +170,10 @@ def robustness_section() -> list[str]:
         specs = list(result["corrupted"])
         levels = sorted({s.split(":")[1] for s in specs})
         corruptions = list(dict.fromkeys(s.split(":")[0] for s in specs))
-        lines += ["", f"{name} (`{command}`): clean mean AUC {_fmt(result['clean']['mean_auc'])}, audio-swap "
-                  f"{_fmt(result['clean']['audio_swap_auc'])}", "",
+        when = f", {result['date']}" if result.get("date") else ""
+        note = f" ({result['note']})" if result.get("note") else ""
+        lines += ["", f"{name} (`{command}`{when}){note}: clean mean AUC {_fmt(result['clean']['mean_auc'])}, "
+                  f"audio-swap {_fmt(result['clean']['audio_swap_auc'])}", "",
                   "| corruption | " + " | ".join(f"level {lv}" for lv in levels) + " |",
                   "|---" * (len(levels) + 1) + "|"]
         for corruption in corruptions:
@@ -213,10 +215,11 @@ def speed_section() -> list[str]:
     if cuda:
         lines += ["", f"exam on {cuda['device']} (`{cuda['command']}`, the models alone on the same two analysed "
                   f"clips, no code change): enrollment of 60 s of reference {_fmt(cuda['enroll_60s_reference_s'], 1)} s, "
-                  f"scoring a 10 s clip {_fmt(cuda['score_10s_clip_model_only_s'], 2)} s; the same clip's score "
-                  f"{_fmt(cuda.get('clip_score'))} as on the CPU. Enrollment is bound by its 450 small Adam steps "
-                  "(Python, kernel launches, audio augmentation on the CPU), not by the GPU: the same run on that "
-                  "machine's 16 CPU cores (`EXPOSEANYONE_DEVICE=cpu`, same command) took 15.5 s."]
+                  f"scoring a 10 s clip {_fmt(cuda['score_10s_clip_model_only_s'], 2)} s; the clip's score "
+                  f"{_fmt(cuda.get('clip_score'))}, as on the CPU ({_fmt(cuda.get('same_clip_score_on_cpu'))}). "
+                  "Enrollment is bound by its 450 small Adam steps (Python, kernel launches, audio augmentation on the "
+                  "CPU), not by the GPU: the same run on that machine's 16 CPU cores (`EXPOSEANYONE_DEVICE=cpu`, same "
+                  "command) took 15.5 s." + (f" ({cuda['note'][0].upper()}{cuda['note'][1:]}.)" if cuda.get("note") else "")]
     return lines
 
 
