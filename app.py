@@ -57,9 +57,9 @@ speakers. Enrolling a person fits a handful of *identity tokens* to their genuin
 the model itself untouched, so the same model with the person's tokens becomes their personal model.
 
 To check a clip, its face is tracked (52 MediaPipe blendshapes and the head pose, 25 times a second) and
-its audio turned into a log-mel spectrogram. Every 4-second window with a visible face and speech is noised
-and reconstructed several times from the same noise: with the person's tokens and with generic ones, and with
-the clip's own sound and with that sound moved by 1.4-2 seconds. The **score** multiplies two ratios of those
+its audio turned into speech features by a frozen Whisper-base encoder. Every 4-second window with a visible
+face and speech is noised and reconstructed several times from the same noise: with the person's tokens and
+with generic ones, and with the clip's own sound and with that sound moved by 1.4-2 seconds. The **score** multiplies two ratios of those
 reconstruction errors: the *identity ratio* (person's tokens ÷ generic ones: does this person's way of talking
 explain the face?) and the *timing ratio* (own sound ÷ moved sound, on the lips: does the face follow its own
 sound?). Genuine footage of the person scores well below 1; a dubbed, lip-synced or face-swapped clip does not,
@@ -314,7 +314,8 @@ def build_demo(store: ProfileStore | None = None, examples: bool = True,
                                 label=f"Clips of {example.person} to check" + (" (click: checked at once)"
                                                                                if ready_person else ""),
                                 elem_id="check-examples")
-                            gr.Markdown(EXAMPLES_NOTE)
+                            if ready_person:
+                                gr.Markdown(EXAMPLES_NOTE)
                     with gr.Column(scale=3):
                         verdict = gr.Markdown("Upload a clip, pick the profile and press **Check**.",
                                               elem_classes=["status-box", "numbers"], elem_id="verdict")
