@@ -87,3 +87,17 @@ def test_every_verdict_the_app_shows_for_an_example(index, detector, request):
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[clip.name, detector]))
     report = ui.check(clip, EXAMPLES.person, ready(), detector)
     assert report.verdict == truth, f"{clip.name}: {detector} says {report.verdict} ({report.score:.3f})"
+
+
+def test_a_broken_or_incomplete_listing_offers_no_examples(tmp_path):
+    import json
+
+    assert shipped_examples(tmp_path) is None  # no listing
+    (tmp_path / "examples.json").write_text("{not json")
+    assert shipped_examples(tmp_path) is None
+    (tmp_path / "examples.json").write_text(json.dumps({"person": "x", "profiles": "p", "references": ["a.mp4"],
+                                                        "checks": [{"file": "b.mp4"}]}))
+    assert shipped_examples(tmp_path) is None  # a check without its truth and label
+    listing = json.loads((EXAMPLES_DIR / "examples.json").read_text())
+    (tmp_path / "examples.json").write_text(json.dumps(listing))
+    assert shipped_examples(tmp_path) is None  # the clips it names are not there

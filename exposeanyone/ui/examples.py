@@ -42,16 +42,16 @@ def shipped_examples(folder: Path | None = None) -> Examples | None:
     folder = Path(folder) if folder else EXAMPLES_DIR
     try:
         listing = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
-        references = [folder / name for name in listing["references"]]
         checks = listing["checks"]
-        profiles = folder / listing["profiles"]
+        examples = Examples(references=[folder / name for name in listing["references"]],
+                            checks=[folder / check["file"] for check in checks],
+                            check_labels=[check["label"] for check in checks], person=listing["person"],
+                            truths=[check["truth"] for check in checks], profiles=folder / listing["profiles"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    clips = references + [folder / check["file"] for check in checks]
-    if not all(path.is_file() for path in clips):
+    if not all(path.is_file() for path in examples.references + examples.checks):
         return None
-    return Examples(references=references, checks=clips[len(references):], check_labels=[c["label"] for c in checks],
-                    person=listing["person"], truths=[c["truth"] for c in checks], profiles=profiles)
+    return examples
 
 
 def ready_store(examples: Examples | None, detectors: list[str]) -> ProfileStore | None:
