@@ -63,12 +63,15 @@ windows costs about 0.09 CPU-s. Chosen with the learning rate on reference foota
 rate of 0.03 the tokens were under-trained (identity swap 0.72, dubbing 0.78 mean per person); 6 steps
 per second at 0.1 gave 0.88 and 0.82. Longer reference is capped, so that enrollment, which
 personalises three times (two calibration folds and the final fit), stays within 1.5 s per second."""
-GENERATION_SAMPLES = 4
+GENERATION_SAMPLES = 8
 """DDIM samples averaged into the plotted trajectory (see :meth:`ExamDetector.generate`). One sample zigzags
-from frame to frame; measured on the persons' reference clips (``benchmarks/trajectories.py --on-reference``,
-8 clips, generated vs observed jawOpen): 1 sample, median correlation 0.32 and 1.71 times the observed
-frame-to-frame change; 4 samples 0.37 and 1.05; 16 samples 0.41 and 0.75 (smoother than a real mouth, at
-four times the cost). The average is what this person's model expects for the sound, not one possible take."""
+from frame to frame; the average is what this person's model expects for the sound, not one possible take.
+Measured on the persons' reference clips (``benchmarks/trajectories.py --on-reference --generation-samples K``,
+8 clips, generated vs observed jawOpen: median correlation and the ratio of frame-to-frame change). With the
+5400-step base model: 4 samples 0.373 and 1.05, **8 samples 0.406 and 0.90**, 16 samples 0.423 and 0.78 (at twice
+the cost of 8, about 0.3 s more per 10-s clip on 2 CPU cores, for a gain within the noise of 8 clips, and
+smoother than a real mouth). With the 1800-step model: 1 sample 0.32 and 1.71, 4 samples 0.37 and 1.05, 16
+samples 0.41 and 0.75."""
 MIN_PERSONALIZE_STEPS = 40
 MAX_PERSONALIZE_STEPS = 150
 
