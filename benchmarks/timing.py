@@ -26,9 +26,7 @@ import numpy as np
 from common import peak_rss_mb, print_table, require_avdata, write_result
 
 from exposeanyone.core.config import torch_device
-from exposeanyone.media.audio_features import AudioFeatures
 from exposeanyone.media.clip import ClipFeatures
-from exposeanyone.media.track import Track
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 
 REFERENCE_SECONDS = 60.0
@@ -51,21 +49,12 @@ def excerpt(source: Path, seconds: float, folder: Path) -> Path:
 
 
 def save_analysis(clip: ClipFeatures, path: Path) -> None:
-    audio = clip.audio
-    np.savez(path, **{f"track_{k}": v for k, v in clip.track.to_arrays().items()}, audio_mel=audio.mel,
-             audio_speech=audio.speech, audio_energy_db=audio.energy_db, audio_encoded=audio.encoded)
+    np.savez(path, **clip.to_arrays())
 
 
 def load_analysis(path: Path) -> ClipFeatures:
     with np.load(path, allow_pickle=False) as data:
-        arrays = {k: np.array(data[k]) for k in data.files}
-    import json
-
-    meta = json.loads(bytes(arrays.pop("track_meta_json")).decode())
-    track = Track.from_arrays(meta, {k[len("track_"):]: v for k, v in arrays.items() if k.startswith("track_")})
-    audio = AudioFeatures(mel=arrays["audio_mel"], speech=arrays["audio_speech"],
-                          energy_db=arrays["audio_energy_db"], encoded=arrays["audio_encoded"])
-    return ClipFeatures(track=track, audio=audio, name=path.stem, content_hash=path.stem)
+        return ClipFeatures.from_arrays(data, path.stem)
 
 
 def analyse(avdata: Path, scratch: Path) -> tuple[ClipFeatures, ClipFeatures, float, float]:

@@ -1,6 +1,7 @@
 """The analysed clip: a file turned once into everything the detectors need."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -61,3 +62,28 @@ class ClipFeatures:
     def slice(self, start: int, stop: int) -> "ClipFeatures":
         return replace(self, track=self.track.slice(start, stop), audio=self.audio.slice(start, stop),
                        waveform_envelope=self.waveform_envelope[start:stop])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays for ``np.savez`` (no pickles), read back by :meth:`from_arrays`; ``audio_encoded``
+        only when the clip has speech features."""
+        arrays = {f"track_{k}": v for k, v in self.track.to_arrays().items()}
+        arrays.update(audio_mel=self.audio.mel, audio_speech=self.audio.speech, audio_energy_db=self.audio.energy_db,
+                      envelope=self.waveform_envelope,
+                      clip_json=np.frombuffer(json.dumps({"content_hash": self.content_hash,
+                                                          "corruption": self.corruption}).encode(), np.uint8))
+        if self.audio.encoded is not None:
+            arrays["audio_encoded"] = self.audio.encoded
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, name: str) -> "ClipFeatures":
+        """The clip written by :meth:`to_arrays` (``arrays``: a mapping such as an opened ``.npz``)."""
+        meta = json.loads(bytes(arrays["track_meta_json"]).decode())
+        track = Track.from_arrays(meta, {k[len("track_"):]: np.array(arrays[k]) for k in arrays
+                                         if k.startswith("track_") and k != "track_meta_json"}, name)
+        encoded = np.array(arrays["audio_encoded"]) if "audio_encoded" in arrays else None
+        audio = AudioFeatures(mel=np.array(arrays["audio_mel"]), speech=np.array(arrays["audio_speech"]),
+                              energy_db=np.array(arrays["audio_energy_db"]), encoded=encoded)
+        info = json.loads(bytes(arrays["clip_json"]).decode())
+        return cls(track=track, audio=audio, name=name, content_hash=info["content_hash"],
+                   corruption=info["corruption"], waveform_envelope=np.array(arrays["envelope"]))

@@ -19,12 +19,11 @@ from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
 from ..core.errors import NoFaceError
 from ..core.progress import ProgressFn, no_progress
 from ..core.storage import atomic_write_bytes
-from .audio_features import AudioFeatures, audio_features
+from .audio_features import audio_features
 from .clip import ClipFeatures
 from .corruptions import CorruptionSpec, add_audio_noise
 from .decode import MediaInfo, iter_frames, probe, read_audio
 from .denoise import denoise_frames
-from .track import Track
 
 EXTRACTOR_VERSION = 2
 """Part of the cache key; 2 since noisy clips are smoothed before tracking (:mod:`~exposeanyone.media.denoise`)."""
@@ -166,13 +165,8 @@ def _cache_path(key: str, kind: str = "clips") -> Path:
 
 
 def _save_cached(path: Path, clip: ClipFeatures) -> None:
-    arrays = {f"track_{k}": v for k, v in clip.track.to_arrays().items()}
-    arrays.update(audio_mel=clip.audio.mel, audio_speech=clip.audio.speech, audio_energy_db=clip.audio.energy_db,
-                  envelope=clip.waveform_envelope,
-                  clip_json=np.frombuffer(json.dumps({"content_hash": clip.content_hash,
-                                                      "corruption": clip.corruption}).encode(), np.uint8))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **clip.to_arrays())
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -182,13 +176,6 @@ def _load_cached(path: Path, name: str) -> ClipFeatures | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["track_meta_json"]).decode())
-            track = Track.from_arrays(meta, {k[len("track_"):]: np.array(data[k]) for k in data.files
-                                             if k.startswith("track_") and k != "track_meta_json"})
-            audio = AudioFeatures(mel=np.array(data["audio_mel"]), speech=np.array(data["audio_speech"]),
-                                  energy_db=np.array(data["audio_energy_db"]))
-            info = json.loads(bytes(data["clip_json"]).decode())
-            return ClipFeatures(track=track, audio=audio, name=name, content_hash=info["content_hash"],
-                                corruption=info["corruption"], waveform_envelope=np.array(data["envelope"]))
+            return ClipFeatures.from_arrays(data, name)
     except Exception:
         return None
