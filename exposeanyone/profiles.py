@@ -197,21 +197,23 @@ class ProfileStore:
     """The profiles folder.
 
     ``where`` names the folder in messages (default: its path), e.g. "this session's profiles" where the path
-    should not be shown. ``reserved`` names belong to another store shown beside this one (the app's ready
-    example person) and are refused; a ``read_only`` store (that example person's, shipped in the repository)
-    is read without taking locks and refuses every change.
+    should not be shown. ``reserved`` names belong to another store shown beside this one and are refused,
+    saying they are ``reserved_as`` (e.g. "the app's ready example person"); a ``read_only`` store (such as
+    that person's, shipped in the repository) is read without taking locks and refuses every change.
     """
 
     def __init__(self, root: str | Path, where: str | None = None, *, reserved: Iterable[str] = (),
-                 read_only: bool = False) -> None:
+                 reserved_as: str = "reserved", read_only: bool = False) -> None:
         self.root = Path(root)
         self.where = where or str(self.root)
         self.reserved = frozenset(validate_name(name) for name in reserved)
+        self.reserved_as = reserved_as
         self.read_only = read_only
 
-    def reserving(self, names: Iterable[str]) -> "ProfileStore":
+    def reserving(self, names: Iterable[str], reserved_as: str) -> "ProfileStore":
         """This folder with ``names`` refused as well (see the class notes)."""
-        return ProfileStore(self.root, self.where, reserved=self.reserved | set(names), read_only=self.read_only)
+        return ProfileStore(self.root, self.where, reserved=self.reserved | set(names), reserved_as=reserved_as,
+                            read_only=self.read_only)
 
     def folder(self, name: str) -> Path:
         folder = (self.root / validate_name(name)).resolve()
@@ -231,7 +233,6 @@ class ProfileStore:
     def refuse_existing(self, name: str, how: str = "pass replace=True") -> None:
         """:class:`ProfileExists` when a profile of that name exists: one sentence ending with ``how`` to
         overwrite it (e.g. "tick 'Replace'", "pass --replace")."""
-        self.refuse_reserved(name)
         if self.exists(name):
             raise ProfileExists(f"A profile named {validate_name(name)!r} exists; {how} to overwrite it.")
 
@@ -240,8 +241,8 @@ class ProfileStore:
         if self.read_only:
             raise ProfileError(f"The profiles of {self.where} cannot be changed.")
         if validate_name(name) in self.reserved:
-            raise ProfileExists(f"{validate_name(name)!r} is the app's ready example person and cannot be "
-                                "replaced; choose another name.")
+            raise ProfileExists(f"{validate_name(name)!r} is {self.reserved_as} and cannot be replaced; "
+                                "choose another name.")
 
     def save(self, profile: Profile, replace: bool = True, how: str = "pass replace=True") -> Path:
         """Write the profile atomically, replacing any previous one of that name, or with ``replace=False``
@@ -341,6 +342,7 @@ class ProfileStore:
             raise ProfileError("The archive's profile.json is not valid JSON: not a profile.") from None
         card = ProfileCard.checked(data, "The archive")
         target_name = validate_name(name or card.name or "")
+        self.refuse_reserved(target_name)
         if not replace:
             self.refuse_existing(target_name, how)
         staging = self.root / f".import-{os.getpid()}-{time.monotonic_ns()}"

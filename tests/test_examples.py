@@ -17,8 +17,8 @@ from exposeanyone.core.errors import ProfileError
 from exposeanyone.pipeline import check_profile
 from exposeanyone.profiles import ProfileExists, ProfileStore
 from exposeanyone.ui import actions as ui
-from exposeanyone.ui.examples import READY_WHERE, REMAKE_READY, ready_store, shipped_examples
-from exposeanyone.ui.session import ProfileStores, SessionFiles
+from exposeanyone.ui.examples import REMAKE_READY, ready_store, shipped_examples
+from exposeanyone.ui.session import READY_PERSON, ProfileStores, SessionFiles
 
 EXAMPLES = shipped_examples()
 pytestmark = pytest.mark.skipif(EXAMPLES is None, reason="examples/ is not in this checkout")
@@ -34,7 +34,7 @@ KNOWN_MISSES = {
 
 
 def ready() -> ProfileStore:
-    return ProfileStore(EXAMPLES.profiles, where=READY_WHERE, read_only=True)
+    return ProfileStore(EXAMPLES.profiles, where=READY_PERSON, read_only=True)
 
 
 def test_every_example_is_listed_licensed_and_present():

@@ -116,9 +116,6 @@ def enroll(name: str, videos: Sequence[str | Path], store: ProfileStore, detecto
     it is refused in one sentence before any clip is analysed (the app runs one enrollment at a time, so
     none can slip in meanwhile).
     """
-    store.refuse_reserved(name)  # before the detectors are checked: this sentence is the one that matters
-    if not replace:
-        store.refuse_existing(name, REPLACE_HOW)
     detectors = list(detectors or enrolling_detectors()[:1])
     if not detectors:
         best = min((entry for entry in registry.REGISTRY.values()

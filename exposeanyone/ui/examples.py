@@ -13,11 +13,10 @@ from pathlib import Path
 
 from ..core.config import EXAMPLES_DIR, cache_dir
 from ..core.errors import InputError
-from ..pipeline import check_profile
+from ..pipeline import check_profile, load_detector
 from ..profiles import ProfileStore
+from .session import READY_PERSON
 
-READY_WHERE = "the app's ready example person"
-"""How messages name the shipped, read-only store of the ready person."""
 REMAKE_READY = ('exposeanyone enroll --name "GRID speaker s1" --profiles examples/profiles --detectors exam,ridge '
                 "--replace examples/grid_s1_reference_1.mp4 examples/grid_s1_reference_2.mp4")
 """The command that made the ready person's profile (README, "Examples"), run again when the models change."""
@@ -59,7 +58,7 @@ def ready_store(examples: Examples | None, detectors: list[str]) -> ProfileStore
     that need one, else None: a profile made with other models would only be refused at the first check."""
     if examples is None or examples.profiles is None:
         return None
-    store = ProfileStore(examples.profiles, where=READY_WHERE, read_only=True)
+    store = ProfileStore(examples.profiles, where=READY_PERSON, read_only=True)
     try:
         profile = store.load(examples.person)
         for detector in detectors:
@@ -103,12 +102,11 @@ def warm_up(examples: Examples, detectors: list[str]) -> None:
     first check of an example takes seconds: measured on 2 CPU cores, 13.8 s from opening the page to the
     first verdict without this, most of it loading the models and tracking the clip (``benchmarks/first_verdict.py``)."""
     from ..media.extract import extract_clip
-    from ..pipeline import load_detector
 
     for detector in detectors:
         load_detector(detector)
     for clip in examples.checks:
         try:
             extract_clip(clip)
-        except InputError as error:  # the check will say the same sentence to the visitor
+        except (InputError, OSError) as error:  # the app still starts; the check will say what is wrong
             print(f"note: example {clip.name} was not analysed ahead ({error})")

@@ -35,6 +35,8 @@ MAX_SESSION_PROFILES = 20
 """Profiles one session may hold on a shared deployment (a few KB each; the limit keeps a script from filling the disk)."""
 SESSION_PROFILES = "this session's profiles"
 """How messages name a session's profile store (never its path)."""
+READY_PERSON = "the app's ready example person"
+"""What a name shown read-only to every session is, in the sentence that refuses to replace it."""
 REPLACE_HOW = "tick 'Replace'"
 """What the app's visitor does to overwrite a profile (ends the refusal sentence)."""
 
@@ -173,7 +175,7 @@ class ProfileStores:
                  max_profiles: int = MAX_SESSION_PROFILES, ready: ProfileStore | None = None) -> None:
         self.ready = ready
         self.ready_names = ready.names() if ready is not None else []
-        self.store = store.reserving(self.ready_names) if self.ready_names else store
+        self.store = store.reserving(self.ready_names, READY_PERSON) if self.ready_names else store
         self.files, self.shared, self.max_profiles = files, shared, max_profiles
 
     def for_session(self, session: str | None) -> ProfileStore:
@@ -183,7 +185,7 @@ class ProfileStores:
         if not _session_key(session):
             raise InputError("This request belongs to no session, so it has no profiles; reload the page.")
         return ProfileStore(self.files.folder(session) / "profiles", where=SESSION_PROFILES,
-                            reserved=self.ready_names)
+                            reserved=self.ready_names, reserved_as=READY_PERSON)
 
     def holding(self, session: str | None, name: str | None) -> ProfileStore:
         """The store to read the profile ``name`` from: the ready person's, else the session's."""
