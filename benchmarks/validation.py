@@ -11,7 +11,9 @@ only persons with at least 20 s of reference, since the rest must hold 4-s windo
 tokens every other person's pieces (identity swap). Each clip's raw quantities (fake logits, or
 reconstruction errors per noise level under many audio moves) are computed once; every scoring variant
 in ``FAU_VARIANTS`` / ``EXAM_VARIANTS`` is arithmetic on them, and the table gives each one's dubbing
-AUC (and EXAM's identity-swap AUC), mean over persons and pooled. About 22 genuine pieces: differences
+AUC (and EXAM's identity-swap AUC), mean over persons and pooled; EXAM's shipped score is also shown
+normalised per person (``NORMALISATIONS``) against the calibration that enrollment would give the rest
+(2-fold cross-validation over its halves), to see whether one scale across people pools better. About 22 genuine pieces: differences
 of a few points are noise. With ``--corrupt``, EXAM also scores each piece and its dubbed copy corrupted
 by each spec (tokens still learnt on the clean rest, as a person enrolled on clean footage who meets a
 degraded copy): robustness is then judged on reference footage too. Writes
@@ -174,6 +176,17 @@ EXAM_VARIANTS = {
 }
 
 
+# Per-person normalisations of the shipped clip score against the person's calibration windows (the
+# genuine window scores that enrollment's 2-fold cross-validation gives): what ranks people on one scale.
+NORMALISATIONS = {
+    "z against calibration windows": lambda s, g: (s - np.mean(g)) / np.std(g),
+    "robust z (median, IQR)": lambda s, g: (s - np.median(g)) / (np.subtract(*np.percentile(g, [75, 25])) / 1.349),
+    "minus calibration median": lambda s, g: s - np.median(g),
+    "over calibration median": lambda s, g: s / np.median(g),
+    "over threshold (95th percentile)": lambda s, g: s / np.percentile(g, 95),
+}
+
+
 # ------------------------------------------------------------------------------------------ protocol
 def per_person_auc(genuine: dict[str, list[float]], fakes: dict[str, list[float]]) -> tuple[float, float]:
     aucs = [roc_auc(genuine[p], fakes[p]) for p in genuine if len(genuine[p]) and len(fakes[p])]
@@ -214,11 +227,13 @@ def run_exam(persons: dict[str, list[Piece]], detector,
     dubbing table per corruption. ``max_impostors``: score at most this many other persons' pieces, evenly
     spread (0: none, and no identity-swap columns; identity swap is easy for the wrong reasons on this corpus,
     so dubbing is what decides)."""
+    from exposeanyone.calibration import cross_validated_scores
     from exposeanyone.detectors.base import PersonModel
     from exposeanyone.detectors.exam.personalize import personalize
 
     raws = {"genuine": {}, "dubbed": {}, "impostor": {}}
     shipped = {kind: {} for kind in raws}
+    normalised = {name: {kind: {} for kind in raws} for name in NORMALISATIONS}
     corrupted = corrupted or {}
     raws_corrupted = {spec: {"genuine": {}, "dubbed": {}} for spec in corrupted}
     for person, pieces in persons.items():
@@ -237,17 +252,25 @@ def run_exam(persons: dict[str, list[Piece]], detector,
                                  lr=detector.personalize_lr, seed=0)
             model = PersonModel(detector="exam", tensors={"adapter_tokens": tokens.numpy()},
                                 info={"backbone": detector.backbone})
+            calibration = cross_validated_scores(detector, rest)
             for kind, clips in (("genuine", [piece.clip]), ("dubbed", [fake]), ("impostor", impostors)):
                 raws[kind].setdefault(person, []).extend(exam_raw(detector, clip, tokens) for clip in clips)
-                shipped[kind].setdefault(person, []).extend(detector.score(clip, model).score for clip in clips)
+                scores = [detector.score(clip, model).score for clip in clips]
+                shipped[kind].setdefault(person, []).extend(scores)
+                for name, normalise in NORMALISATIONS.items():
+                    normalised[name][kind].setdefault(person, []).extend(normalise(s, calibration) for s in scores)
             for spec, (genuine_pieces, dubbed_clips) in degraded.items():
                 for kind, clip in (("genuine", genuine_pieces[index].clip), ("dubbed", dubbed_clips[index])):
                     raws_corrupted[spec][kind].setdefault(person, []).append(exam_raw(detector, clip, tokens))
             print(f"exam {person} piece {piece.index}", flush=True)
     with_impostors = max_impostors != 0
-    as_shipped = [*per_person_auc(shipped["genuine"], shipped["dubbed"]),
-                  *(per_person_auc(shipped["genuine"], shipped["impostor"]) if with_impostors else ())]
-    clean = [["ExamDetector.score (as shipped)", *as_shipped]] + evaluate_variants(
+
+    def row(name: str, scores: dict) -> list:
+        return [name, *per_person_auc(scores["genuine"], scores["dubbed"]),
+                *(per_person_auc(scores["genuine"], scores["impostor"]) if with_impostors else ())]
+
+    clean = [row("ExamDetector.score (as shipped)", shipped)] + [
+        row(f"as shipped, {name}", scores) for name, scores in normalised.items()] + evaluate_variants(
         EXAM_VARIANTS, raws["genuine"], raws["dubbed"], raws["impostor"] if with_impostors else None)
     return clean, {spec: evaluate_variants(EXAM_VARIANTS, kinds["genuine"], kinds["dubbed"])
                    for spec, kinds in raws_corrupted.items()}
