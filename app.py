@@ -12,6 +12,7 @@ import gradio as gr
 
 from exposeanyone.core.config import EXAMPLES_DIR, Limits, profiles_dir
 from exposeanyone.core.errors import InputError
+from exposeanyone.core.memory import keep_resident_memory_low
 from exposeanyone.media.corruptions import CORRUPTIONS
 from exposeanyone.profiles import ProfileStore
 from exposeanyone.ui import actions as ui
@@ -408,6 +409,7 @@ def launch_options() -> dict:
 
 def main() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
+    keep_resident_memory_low()
     demo = build_demo(warm_up=True)
     demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("EXPOSEANYONE_QUEUE_SIZE", "20")))
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -26,6 +26,7 @@ import numpy as np
 from common import peak_rss_mb, print_table, require_avdata, write_result
 
 from exposeanyone.core.config import torch_device
+from exposeanyone.core.memory import keep_resident_memory_low
 from exposeanyone.media.clip import ClipFeatures
 from exposeanyone.pipeline import enroll_clips, load_detector, score_clip
 
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--save-analysis", metavar="DIR", help="also write the two analysed clips here")
     parser.add_argument("--analysis", metavar="DIR", help="time the models alone on clips saved by --save-analysis")
     args = parser.parse_args()
+    keep_resident_memory_low()  # as the app and the CLI do at start-up
     scratch = Path(tempfile.mkdtemp(prefix="exposeanyone-timing-"))
     os.environ["EXPOSEANYONE_CACHE_DIR"] = str(scratch / "cache")
     load_detector(args.detector)

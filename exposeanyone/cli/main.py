@@ -12,12 +12,14 @@ import sys
 
 from ..core.config import VERSION
 from ..core.errors import InputError
+from ..core.memory import keep_resident_memory_low
 from .train import add_training_commands
 from .use import add_use_commands
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging would drown the summary
+    keep_resident_memory_low()
     parser = build_parser()
     args = parser.parse_args(argv)
     with native_stderr_silenced():
