@@ -17,6 +17,7 @@ import numpy as np
 from ..core.assets import FACE_LANDMARKER_SHA256, file_sha256
 from ..core.config import FPS, SAMPLE_RATE, Limits, cache_dir
 from ..core.errors import NoFaceError
+from ..core.memory import freed_memory_returned
 from ..core.progress import ProgressFn, no_progress
 from ..core.storage import atomic_write_bytes
 from .audio_features import audio_features
@@ -117,6 +118,7 @@ def _corrupted_audio(info: MediaInfo, spec: CorruptionSpec) -> np.ndarray:
     return audio if spec.audio_snr_db is None else add_audio_noise(audio, spec.audio_snr_db)
 
 
+@freed_memory_returned()
 def _analyse(info: MediaInfo, spec: CorruptionSpec, limits: Limits,
              progress: ProgressFn) -> tuple[ClipFeatures, np.ndarray]:
     """The clip's track and audio features, and the (corrupted) audio ``(samples,)`` they were made from."""

@@ -38,6 +38,7 @@ from ...core.assets import fingerprint
 from ...core.config import torch_device
 from ...core.errors import InputError, ProfileError
 from ...core.jsonable import json_floats
+from ...core.memory import freed_memory_returned
 from ...core.progress import ProgressFn, no_progress
 from ...media.clip import ClipFeatures
 from ...media.track import BLENDSHAPE_NAMES, SPEECH_CHANNELS
@@ -183,6 +184,7 @@ class ExamDetector:
         return clip_arrays(clip, self.window, self.model.config.audio_features)
 
     # ------------------------------------------------------------------------------------------ score
+    @freed_memory_returned()
     def score(self, clip: ClipFeatures, person: PersonModel | None = None) -> DetectorOutput:
         """Score ``clip`` against ``person``'s tokens.
 

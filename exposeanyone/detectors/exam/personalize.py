@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ...core.errors import NoFaceError
+from ...core.memory import freed_memory_returned
 from ...core.progress import ProgressFn, no_progress
 from ...media.clip import ClipFeatures
 from ..windows import MIN_FACE_RATIO
@@ -26,6 +27,7 @@ PERSONALIZE_AUGMENTATION = Augmentation(time_warp=0.0, band_drop_probability=0.0
 """No time warp here: a person's speaking rate is part of what the tokens should learn."""
 
 
+@freed_memory_returned(map_large_blocks=True)
 def personalize(
     model: ExamDenoiser,
     clips: Sequence[ClipFeatures],
