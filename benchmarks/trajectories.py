@@ -7,7 +7,9 @@ Each person of interest is enrolled from their ``ref`` rows; every genuine ``tes
 scored with trajectories, and the generated jawOpen is compared with the observed one over the frames
 where both are known: their Pearson correlation, and the ratio of their mean absolute frame-to-frame
 change (1: as smooth as the real mouth; far above 1: zigzag). Targets (issue 16): median correlation
->= 0.5, jitter ratio between 0.7 and 1.5. Writes ``benchmarks/results/trajectories.json``.
+>= 0.5, jitter ratio between 0.7 and 1.5. Writes ``benchmarks/results/trajectories.json``
+(``trajectories_<detector>.json`` for another detector: ``--detector whisper-ridge`` measures the generic
+linear map's predicted jawOpen the same way, the bar a personalised diffusion model should clear).
 
 ``--on-reference`` measures on the persons' own ``ref`` clips instead (the tokens were fitted on them, so
 the figures flatter the model) and writes ``trajectories_trial.json``: that is where the generation
@@ -84,7 +86,8 @@ def main() -> None:
                "median_jitter_ratio": round(float(np.median(jitters)), 3) if clips else None,
                "targets": {"median_correlation": ">= 0.5", "jitter_ratio": "0.7-1.5"}}
     trial = args.on_reference or args.exam_model or args.generation_samples or args.generation_steps
-    write_result("trajectories_trial" if trial else "trajectories", {**summary, "per_clip": clips})
+    name = "trajectories" if args.detector == "exam" else f"trajectories_{args.detector}"
+    write_result(f"{name}_trial" if trial else name, {**summary, "per_clip": clips})
     print_table(["detector", "clips", "median r (jawOpen)", "median jitter ratio"],
                 [[args.detector, len(clips), summary["median_correlation"], summary["median_jitter_ratio"]]])
 

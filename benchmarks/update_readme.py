@@ -121,7 +121,16 @@ def trajectories_section() -> list[str]:
             f"the generated jawOpen follows the observed one with a median correlation of "
             f"{_fmt(data['median_correlation'])} (target {data['targets']['median_correlation']}) and moves "
             f"{_fmt(data['median_jitter_ratio'], 2)} times as much from frame to frame (target "
-            f"{data['targets']['jitter_ratio']})."]
+            f"{data['targets']['jitter_ratio']})."] + _linear_trajectories()
+
+
+def _linear_trajectories() -> list[str]:
+    data = _load("trajectories_whisper-ridge")
+    if not data:
+        return []
+    return [f"For comparison, the generic linear Whisper map, fitted to predict the blendshapes from the same speech "
+            f"features (`{data['command']}`, {data['date']}, same clips): median correlation "
+            f"{_fmt(data['median_correlation'])}, jitter {_fmt(data['median_jitter_ratio'], 2)}."]
 
 
 def _corrupted_validation(data: dict) -> list[str]:
