@@ -81,7 +81,7 @@ smoother than a real mouth). With the 1800-step model: 1 sample 0.32 and 1.71, 4
 samples 0.41 and 0.75. Neither the sampler nor a shortcut helped (5400-step model, 8 samples, same clips, a one-off
 variant of that command): DDIM's "trailing" steps, which start from the last noise level, 0.41 and 0.95; 25 such steps
 0.41 and 0.98; the one-step estimate of the clean window from pure noise, the model's conditional mean, 0.39 and
-0.77. The generic linear Whisper map gets 0.41 on these clips (``--detector whisper-ridge``)."""
+0.77. The generic linear Whisper map gets 0.41 on these clips (``--on-reference --detector whisper-ridge``)."""
 MIN_PERSONALIZE_STEPS = 40
 MAX_PERSONALIZE_STEPS = 150
 
