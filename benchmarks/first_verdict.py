@@ -4,8 +4,8 @@
 
 Starts ``python app.py`` with a fresh analysis cache, waits until it serves (start-up), then opens the page in
 headless Chromium, clicks the first example clip (the ready person is already chosen) and waits for the
-verdict: the seconds from opening the page to the verdict is the figure (target 10 s on this 2-core CPU).
-Writes ``benchmarks/results/first_verdict.json``. Needs Playwright and Debian's Chromium (dev extras).
+verdict: the seconds from opening the page to the verdict is the figure (target 10 s on this 2-core CPU). The app
+process's peak resident memory so far is read at the end (Linux). Writes ``benchmarks/results/first_verdict.json``. Needs Playwright and Debian's Chromium (dev extras).
 """
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def first_verdict(url: str, chromium: str) -> dict:
             "verdict": verdict}
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory so far (``VmHWM``), where /proc has it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return round(int(fields["VmHWM"].split()[0]) / 1024, 1) if "VmHWM" in fields else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default=os.environ.get("EXPOSEANYONE_CHROMIUM", "/usr/bin/chromium"))
@@ -83,12 +93,12 @@ def main() -> None:
         wait_until_served(url, server)
         startup = time.perf_counter() - start
         result = {"startup_s": round(startup, 2), "shared": args.shared, **first_verdict(url, args.chromium),
-                  "target_open_to_verdict_s": TARGET_S}
+                  "app_peak_rss_mb": peak_rss_mb(server.pid), "target_open_to_verdict_s": TARGET_S}
     finally:
         server.terminate()
         server.wait(timeout=30)
     write_result("first_verdict", result)
-    columns = ["startup_s", "page_loaded_s", "open_to_verdict_s", "verdict"]
+    columns = ["startup_s", "page_loaded_s", "open_to_verdict_s", "app_peak_rss_mb", "verdict"]
     print_table(columns, [[result[k] for k in columns]])
     print(json.dumps({"example": result["example"]}))
 

@@ -219,7 +219,9 @@ def speed_section() -> list[str]:
         lines += ["", f"First verdict (`{first['command']}`): the app starts in {_fmt(first['startup_s'], 1)} s (models "
                   f"loaded and the example clips analysed before it serves); a visitor who opens the page and clicks "
                   f"the first example gets the verdict {_fmt(first['open_to_verdict_s'], 1)} s after opening it "
-                  f"(target {_fmt(first['target_open_to_verdict_s'], 0)} s; \"{first['verdict']}\")."]
+                  f"(target {_fmt(first['target_open_to_verdict_s'], 0)} s; \"{first['verdict']}\")"
+                  + (f"; the app's peak memory by then {first['app_peak_rss_mb']:.0f} MB." if first.get("app_peak_rss_mb")
+                     else ".")]
     cuda = _load("timing_exam_cuda")
     if cuda:
         lines += ["", f"exam on {cuda['device']} (`{cuda['command']}`, the models alone on the same two analysed "
