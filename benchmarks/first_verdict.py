@@ -4,8 +4,9 @@
 
 Starts ``python app.py`` with a fresh analysis cache, waits until it serves (start-up), then opens the page in
 headless Chromium, clicks the first example clip (the ready person is already chosen) and waits for the
-verdict: the seconds from opening the page to the verdict is the figure (target 10 s on this 2-core CPU). The app
-process's peak resident memory so far is read at the end (Linux). Writes ``benchmarks/results/first_verdict.json``. Needs Playwright and Debian's Chromium (dev extras).
+verdict: the seconds from opening the page to the verdict is the figure (target 10 s on this 2-core CPU). The
+app process's peak resident memory so far is read at the end (Linux). Writes
+``benchmarks/results/first_verdict.json``. Needs Playwright and Debian's Chromium (dev extras).
 """
 from __future__ import annotations
 

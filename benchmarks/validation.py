@@ -13,8 +13,8 @@ reconstruction errors per noise level under many audio moves) are computed once;
 in ``FAU_VARIANTS`` / ``EXAM_VARIANTS`` is arithmetic on them, and the table gives each one's dubbing
 AUC (and EXAM's identity-swap AUC), mean over persons and pooled; EXAM's shipped score is also shown
 normalised per person (``NORMALISATIONS``) against the calibration that enrollment would give the rest
-(2-fold cross-validation over its halves), to see whether one scale across people pools better. About 22 genuine pieces: differences
-of a few points are noise. With ``--corrupt``, EXAM also scores each piece and its dubbed copy corrupted
+(2-fold cross-validation over its halves), to see whether one scale across people pools better. About 22
+genuine pieces: differences of a few points are noise. With ``--corrupt``, EXAM also scores each piece and its dubbed copy corrupted
 by each spec (tokens still learnt on the clean rest, as a person enrolled on clean footage who meets a
 degraded copy): robustness is then judged on reference footage too. Writes
 ``benchmarks/results/validation.json``, or ``validation_trial.json`` when another EXAM base model or
