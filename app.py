@@ -78,7 +78,8 @@ is installed.
 - It **cannot judge people who are not enrolled**: the verdict only says whether the clip is consistent with
   *this* person's reference footage.
 - A very different recording set-up (language, emotion, microphone, camera) than the references can raise
-  the score of genuine footage. A score is evidence, not proof.
+  the score of genuine footage: reference clips from more than one recording make the threshold fairer. A score
+  is evidence, not proof.
 - The base model shipped here was trained on a small corpus on a CPU; its numbers are those of a
   demonstration, not of the paper.
 

@@ -122,6 +122,19 @@ def test_a_card_written_by_enrollment_reads_back_through_profile_card(tmp_path):
     assert store.load("Ada").card == card
 
 
+def test_a_single_reference_clip_is_said_on_the_card_and_in_every_check():
+    from synthetic_arrays import make_clip
+
+    from exposeanyone.pipeline import ONE_RECORDING_WARNING, enroll_clips, score_clip
+
+    one = enroll_clips("Ada", [make_clip(20.0, seed=1, name="a.mp4")], detectors=("ridge",))
+    two = enroll_clips("Ada", [make_clip(10.0, seed=1, name="a.mp4"), make_clip(10.0, seed=2, name="b.mp4")],
+                       detectors=("ridge",))
+    assert ONE_RECORDING_WARNING in one.card.warnings and ONE_RECORDING_WARNING not in two.card.warnings
+    report = score_clip(make_clip(8.0, seed=3, name="c.mp4"), one, "ridge")
+    assert f"profile: {ONE_RECORDING_WARNING}" in report.warnings
+
+
 def test_a_card_without_its_optional_fields_loads(tmp_path):
     from exposeanyone.profiles import ProfileCard
 
